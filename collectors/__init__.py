@@ -1,0 +1,1 @@
+"""Collectors: OPC UA, Modbus and MQTT into InfluxDB (one folder per protocol)."""

@@ -1,0 +1,1 @@
+"""Shared collector machinery: normalisation, data quality, store-and-forward writing."""

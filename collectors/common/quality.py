@@ -1,0 +1,165 @@
+"""Normalisation and data quality, shared by every collector.
+
+A reading enters as ``(point id, raw value, timestamp)``. :class:`PointProcessor` scales it
+to the canonical unit (``(raw * scale + offset) * unit factor``), checks it, and returns
+line protocol: the raw series line for a good reading, a ``data_quality`` line for every
+problem. The reasons (docs/schema.md):
+
+``bad_status``      the device flagged the value as bad (OPC UA Bad status code)
+``stale``           no new value for longer than the device's ``stale_after_s``
+``out_of_range``    outside the point's ``valid_min``/``valid_max``; not written as raw
+``counter_rollover`` a counter wrapped at its register width; written (it is a true reading)
+``counter_reset``   a counter went backwards for another reason; written, flagged
+``parse_error``     a payload that cannot be parsed (MQTT)
+``timeout`` / ``exception``  a device that did not answer / answered with an error (Modbus)
+
+Each event is counted, recorded and logged at most once per device and reason per
+``log_interval_s``. Nothing here raises on bad data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from lingtan.park.carriers import Kind
+from lingtan.park.index import PointRef
+from lingtan.series import DATA_QUALITY, PointEncoder, line
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "bad_status", "stale", "out_of_range", "counter_rollover", "counter_reset",
+    "parse_error", "timeout", "exception", "rejected",
+)
+_MODBUS_MODULUS = {"uint16": 2**16, "int16": 2**16, "uint32": 2**32, "int32": 2**32}
+
+
+def counter_modulus(ref: PointRef) -> float | None:
+    """Raw modulus at which a counter wraps: its register width, or the point's ``rollover``."""
+    if ref.point.rollover is not None:
+        return ref.point.rollover
+    if ref.point.modbus is not None:
+        return _MODBUS_MODULUS.get(ref.point.modbus.type)
+    return None
+
+
+@dataclass
+class _Last:
+    raw: float | None = None
+    ts_ns: int = 0
+    seen_monotonic: float = 0.0
+    stale_reported: float = 0.0
+
+
+class PointProcessor:
+    """Turns raw readings of one device's points into line protocol, with quality checks."""
+
+    def __init__(self, refs: list[PointRef], device_id: str, stale_after_s: float, log_interval_s: float = 60.0):
+        self.refs = {r.id: r for r in refs}
+        self.device_id = device_id
+        self.stale_after_s = stale_after_s
+        self.log_interval_s = log_interval_s
+        self.encoder = PointEncoder(refs)
+        self.counts: Counter[str] = Counter()
+        self.points_in = 0
+        self._last = {r.id: _Last(seen_monotonic=time.monotonic()) for r in refs}
+        self._logged: dict[str, float] = {}
+        self._modulus = {r.id: counter_modulus(r) for r in refs if r.point.kind is Kind.counter}
+
+    # ------------------------------------------------------------------ events
+    def event(self, reason: str, point_id: str | None, ts_ns: int, detail: str, value: float | None = None) -> str:
+        """Count and log a data-quality event; return its ``data_quality`` line."""
+        self.counts[reason] += 1
+        now = time.monotonic()
+        if now - self._logged.get(reason, -1e18) >= self.log_interval_s:
+            self._logged[reason] = now
+            log.warning("device %s: %s at %s: %s (further %s events for this device are counted, "
+                        "logged again in %.0fs)", self.device_id, reason, point_id or "-", detail, reason,
+                        self.log_interval_s)
+        ref = self.refs.get(point_id) if point_id else None
+        tags = {"device": self.device_id, "reason": reason}
+        if ref is not None:
+            tags.update(park=ref.park_id, enterprise=ref.enterprise.id, meter=ref.meter.id, point=ref.id,
+                        protocol=ref.protocol.value)
+        elif self.refs:
+            any_ref = next(iter(self.refs.values()))
+            tags.update(park=any_ref.park_id, protocol=any_ref.protocol.value)
+        fields: dict[str, float | int | str] = {"count": 1, "detail": detail[:500]}
+        if value is not None and math.isfinite(value):
+            fields["value"] = float(value)
+        return line(DATA_QUALITY, tags, fields, ts_ns)
+
+    # ------------------------------------------------------------------ readings
+    def good(self, point_id: str, raw: float, ts_ns: int) -> list[str]:
+        """Lines for a reading the device reported as good."""
+        ref = self.refs[point_id]
+        self.points_in += 1
+        last = self._last[point_id]
+        last.seen_monotonic = time.monotonic()
+        last.stale_reported = 0.0
+        try:
+            raw = float(raw)
+        except (TypeError, ValueError):
+            return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not a number")]
+        if not math.isfinite(raw):
+            return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not finite")]
+        value = ref.engineering_value(raw)
+        out: list[str] = []
+        p = ref.point
+        if (p.valid_min is not None and value < p.valid_min) or (p.valid_max is not None and value > p.valid_max):
+            return [self.event("out_of_range", point_id, ts_ns,
+                               f"{value:g} {ref.point.unit} outside [{p.valid_min}, {p.valid_max}]", value)]
+        if p.kind is Kind.counter:
+            if last.raw is not None and raw < last.raw and ts_ns >= last.ts_ns:
+                modulus = self._modulus.get(point_id)
+                if modulus is not None and last.raw - raw > modulus / 2:
+                    out.append(self.event("counter_rollover", point_id, ts_ns,
+                                          f"raw {last.raw:g} -> {raw:g} (modulus {modulus:g})", value))
+                else:
+                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last.raw:g} -> {raw:g}", value))
+            if ts_ns >= last.ts_ns:
+                last.raw, last.ts_ns = raw, ts_ns
+        out.append(self.encoder.encode(point_id, value, ts_ns))
+        return out
+
+    def bad(self, point_id: str, reason: str, ts_ns: int, detail: str, raw: float | None = None) -> list[str]:
+        """Lines for a reading the device flagged or that could not be decoded."""
+        self.points_in += 1
+        value = None
+        if raw is not None:
+            try:
+                value = self.refs[point_id].engineering_value(float(raw))
+            except (TypeError, ValueError):
+                value = None
+        return [self.event(reason, point_id, ts_ns, detail, value)]
+
+    def device_event(self, reason: str, ts_ns: int, detail: str, point_ids: list[str] | None = None) -> list[str]:
+        """Lines for a device-level problem (timeout, exception), one per affected point."""
+        if not point_ids:
+            return [self.event(reason, None, ts_ns, detail)]
+        return [self.event(reason, pid, ts_ns, detail) for pid in point_ids]
+
+    def stale(self, now_ns: int | None = None) -> list[str]:
+        """``stale`` events for points silent longer than ``stale_after_s`` (once per interval)."""
+        now = time.monotonic()
+        now_ns = now_ns if now_ns is not None else time.time_ns()
+        out = []
+        for pid, last in self._last.items():
+            silent = now - last.seen_monotonic
+            if silent > self.stale_after_s and now - last.stale_reported >= self.stale_after_s:
+                last.stale_reported = now
+                out.append(self.event("stale", pid, now_ns, f"no value for {silent:.0f} s"))
+        return out
+
+    def last_raw(self, point_id: str) -> tuple[float | None, int]:
+        last = self._last[point_id]
+        return last.raw, last.ts_ns
+
+    def seed_last(self, point_id: str, raw: float, ts_ns: int) -> None:
+        """Restore the last counter reading (after a restart), for rollover/reset checks."""
+        last = self._last[point_id]
+        last.raw, last.ts_ns = raw, ts_ns

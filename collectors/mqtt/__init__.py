@@ -1,0 +1,1 @@
+"""MQTT collector (QoS 1, persistent session)."""

@@ -1,0 +1,153 @@
+"""Park-wide consistency checks that a single pydantic model cannot see.
+
+Each check yields ``(location, message)``; the location is the path of the offending
+field in the YAML document, so the loader can name its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
+from lingtan.park.model import Park, Protocol
+
+Loc = tuple[Any, ...]
+
+
+def _unique(items: list[Any], where: Loc, what: str) -> Iterator[tuple[Loc, str]]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.id in seen:
+            yield (*where, i, "id"), f"duplicate {what} id {item.id!r} (first at index {seen[item.id]})"
+        else:
+            seen[item.id] = i
+
+
+def check_park(park: Park) -> list[tuple[Loc, str]]:
+    """Return every cross-reference error in ``park`` (empty when consistent)."""
+    errors: list[tuple[Loc, str]] = []
+    errors += _unique(park.devices, ("devices",), "device")
+    errors += _unique(park.enterprises, ("enterprises",), "enterprise")
+    devices = {d.id: d for d in park.devices}
+
+    unit_ids: dict[str, Loc] = {}
+    meter_ids: dict[str, Loc] = {}
+    point_ids: dict[str, Loc] = {}
+    meters = {}
+    registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]] = {}
+    opcua_nodes: dict[tuple[str, str], str] = {}
+    mqtt_paths: dict[tuple[str, str, str], str] = {}
+
+    for ei, ent in enumerate(park.enterprises):
+        for ui, unit in enumerate(ent.units):
+            uloc = ("enterprises", ei, "units", ui)
+            if unit.id in unit_ids:
+                errors.append(((*uloc, "id"), f"duplicate production unit id {unit.id!r}"))
+            unit_ids[unit.id] = uloc
+            for mi, meter in enumerate(unit.meters):
+                mloc = (*uloc, "meters", mi)
+                if meter.id in meter_ids:
+                    errors.append(((*mloc, "id"), f"duplicate meter id {meter.id!r}"))
+                meter_ids[meter.id] = mloc
+                meters[meter.id] = meter
+                device = devices.get(meter.device)
+                if device is None:
+                    errors.append(((*mloc, "device"), f"meter {meter.id!r} names unknown device {meter.device!r}"))
+                units = CARRIER_UNITS[meter.carrier]
+                for pi, point in enumerate(meter.points):
+                    ploc = (*mloc, "points", pi)
+                    if point.id in point_ids:
+                        errors.append(((*ploc, "id"), f"duplicate point id {point.id!r}"))
+                    point_ids[point.id] = ploc
+                    try:
+                        units.factor(point.kind, point.unit)
+                    except KeyError:
+                        errors.append((
+                            (*ploc, "unit"),
+                            f"unit {point.unit!r} is not accepted for a {meter.carrier.value} {point.kind.value}; "
+                            f"use one of {units.accepted(point.kind)}",
+                        ))
+                    if meter.carrier is Carrier.electricity and point.role is None:
+                        errors.append(((*ploc, "role"), f"electricity point {point.id!r} must state its role"))
+                    if meter.carrier is not Carrier.electricity and point.role is not None:
+                        errors.append(((*ploc, "role"), f"role is only for electricity points, not {meter.carrier.value}"))
+                    if point.rollover is not None and point.kind is not Kind.counter:
+                        errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
+                    if device is None:
+                        continue
+                    if point.protocol is not device.protocol:
+                        errors.append((
+                            (*ploc, point.protocol.value),
+                            f"point {point.id!r} has a {point.protocol.value} binding but its meter's device "
+                            f"{device.id!r} speaks {device.protocol.value}",
+                        ))
+                        continue
+                    if point.protocol is Protocol.modbus:
+                        b = point.modbus
+                        assert b is not None
+                        key = (device.id, b.unit_id, b.function)
+                        registers.setdefault(key, []).append(
+                            (b.address, b.address + b.words - 1, point.id, (*ploc, "modbus", "address"))
+                        )
+                    elif point.protocol is Protocol.opcua:
+                        assert point.opcua is not None
+                        nkey = (device.id, point.opcua.node_id)
+                        if nkey in opcua_nodes:
+                            errors.append((
+                                (*ploc, "opcua", "node_id"),
+                                f"node id {point.opcua.node_id!r} already bound to point {opcua_nodes[nkey]!r}",
+                            ))
+                        opcua_nodes[nkey] = point.id
+                    else:
+                        assert point.mqtt is not None
+                        mkey = (device.id, point.mqtt.topic, point.mqtt.json_path)
+                        if mkey in mqtt_paths:
+                            errors.append((
+                                (*ploc, "mqtt", "json_path"),
+                                f"topic {point.mqtt.topic!r} path {point.mqtt.json_path!r} already bound to point "
+                                f"{mqtt_paths[mkey]!r}",
+                            ))
+                        mqtt_paths[mkey] = point.id
+
+    for (dev, unit_id, fc), spans in registers.items():
+        spans.sort()
+        for (a0, a1, p_a, _), (b0, b1, p_b, loc_b) in zip(spans, spans[1:], strict=False):
+            if b0 <= a1:
+                errors.append((
+                    loc_b,
+                    f"Modbus registers {b0}..{b1} of point {p_b!r} overlap {a0}..{a1} of point {p_a!r} "
+                    f"(device {dev!r}, unit {unit_id}, function {fc})",
+                ))
+
+    nodes: dict[str, int] = {}
+    for ni, node in enumerate(park.topology.nodes):
+        if node.id in nodes:
+            errors.append((("topology", "nodes", ni, "id"), f"duplicate topology node id {node.id!r}"))
+        nodes[node.id] = ni
+        if node.unit is not None and node.unit not in unit_ids:
+            errors.append((("topology", "nodes", ni, "unit"), f"node {node.id!r} names unknown production unit {node.unit!r}"))
+    for ei, edge in enumerate(park.topology.edges):
+        eloc = ("topology", "edges", ei)
+        for end, field in ((edge.source, "from"), (edge.target, "to")):
+            if end not in nodes:
+                errors.append(((*eloc, field), f"edge {edge.source}->{edge.target} points at unknown node {end!r}"))
+        meter = meters.get(edge.meter)
+        if meter is None:
+            errors.append(((*eloc, "meter"), f"edge {edge.source}->{edge.target} names unknown meter {edge.meter!r}"))
+            continue
+        if meter.carrier is not edge.carrier:
+            errors.append((
+                (*eloc, "carrier"),
+                f"edge carrier {edge.carrier.value!r} differs from meter {meter.id!r} carrier {meter.carrier.value!r}",
+            ))
+        counters = [p.id for p in meter.points if p.kind is Kind.counter]
+        if edge.point is not None:
+            if edge.point not in {p.id for p in meter.points}:
+                errors.append(((*eloc, "point"), f"meter {meter.id!r} has no point {edge.point!r}"))
+        elif len(counters) != 1:
+            errors.append((
+                (*eloc, "point"),
+                f"meter {meter.id!r} has {len(counters)} counters {counters}; name the one measuring this edge in 'point'",
+            ))
+    return errors

@@ -1,0 +1,284 @@
+"""The park model: park -> enterprises -> production units -> meters -> points.
+
+One YAML file describes a park (see docs/park-model.md). It is validated on load by
+:func:`lingtan.park.loader.load_park`; validation errors name the file, line and field.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lingtan.park.carriers import Carrier, ElectricityRole, Kind
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")]
+TAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: tag keys the schema sets itself; a point's own tags may not override them
+RESERVED_TAGS = frozenset(
+    {"park", "enterprise", "unit", "meter", "point", "carrier", "protocol", "role", "device", "kind",
+     "usage", "reason", "time"}
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Protocol(StrEnum):
+    opcua = "opcua"
+    modbus = "modbus"
+    mqtt = "mqtt"
+
+
+class Usage(StrEnum):
+    """How a meter's energy counts in GB/T 2589 comprehensive energy consumption."""
+
+    production = "production"
+    non_production = "non_production"  # 生活用能: excluded
+    feedstock = "feedstock"  # 原料用能: reported on its own line
+
+
+# --------------------------------------------------------------------------- devices
+
+
+class OpcUaDevice(Strict):
+    id: Identifier
+    protocol: Literal[Protocol.opcua]
+    endpoint: str | None = None  # default: settings.opcua_endpoint
+    namespace_uri: str = "urn:lingtan:park"
+    publishing_interval_ms: int = Field(1000, ge=10, le=3_600_000)
+    max_nodes_per_connection: int = Field(500, ge=1, le=100_000)
+    stale_after_s: float = Field(60.0, gt=0)
+
+
+class ModbusDevice(Strict):
+    id: Identifier
+    protocol: Literal[Protocol.modbus]
+    host: str | None = None  # default: settings.modbus_host
+    port: int | None = Field(None, ge=1, le=65535)
+    poll_interval_s: float = Field(5.0, gt=0, le=3600)
+    timeout_s: float = Field(1.0, gt=0, le=60)
+    retries: int = Field(2, ge=0, le=10)
+    backoff_max_s: float = Field(60.0, gt=0)
+    stale_after_s: float = Field(60.0, gt=0)
+
+
+class MqttDevice(Strict):
+    id: Identifier
+    protocol: Literal[Protocol.mqtt]
+    host: str | None = None  # default: settings.mqtt_host
+    port: int | None = Field(None, ge=1, le=65535)
+    timestamp_path: str = "ts"  # JSON path of the epoch-milliseconds timestamp in every payload
+    stale_after_s: float = Field(60.0, gt=0)
+
+
+Device = Annotated[OpcUaDevice | ModbusDevice | MqttDevice, Field(discriminator="protocol")]
+
+# --------------------------------------------------------------------------- bindings
+
+MODBUS_TYPE_WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
+
+
+class OpcUaBinding(Strict):
+    node_id: str = Field(pattern=r"^(ns=\d+;)?[sig]=.+$")
+
+
+class ModbusBinding(Strict):
+    unit_id: int = Field(ge=0, le=247)
+    function: Literal[3, 4]  # 3 = holding registers, 4 = input registers
+    address: int = Field(ge=0, le=65535)
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64"]
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+
+    @property
+    def words(self) -> int:
+        return MODBUS_TYPE_WORDS[self.type]
+
+    @model_validator(mode="after")
+    def _fits(self) -> ModbusBinding:
+        if self.address + self.words > 65536:
+            raise ValueError(f"register range {self.address}..{self.address + self.words - 1} exceeds 65535")
+        return self
+
+
+class MqttBinding(Strict):
+    topic: str = Field(min_length=1)
+    json_path: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+    @field_validator("topic")
+    @classmethod
+    def _no_wildcards(cls, v: str) -> str:
+        if "+" in v or "#" in v:
+            raise ValueError(f"topic {v!r} may not contain MQTT wildcards")
+        return v
+
+
+# --------------------------------------------------------------------------- hierarchy
+
+
+class Point(Strict):
+    id: Identifier
+    kind: Kind
+    unit: str
+    scale: float = 1.0
+    offset: float = 0.0
+    role: ElectricityRole | None = None
+    valid_min: float | None = None  # plausibility range, in the canonical unit
+    valid_max: float | None = None
+    rollover: float | None = Field(None, gt=0)  # raw counter modulus for non-Modbus counters
+    opcua: OpcUaBinding | None = None
+    modbus: ModbusBinding | None = None
+    mqtt: MqttBinding | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_keys(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key in tags:
+            if not TAG_KEY.match(key):
+                raise ValueError(f"tag key {key!r} must match {TAG_KEY.pattern}")
+            if key in RESERVED_TAGS:
+                raise ValueError(f"tag key {key!r} is reserved by the schema")
+        return tags
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> Point:
+        bound = [name for name in ("opcua", "modbus", "mqtt") if getattr(self, name) is not None]
+        if len(bound) != 1:
+            raise ValueError(f"a point needs exactly one protocol binding (opcua, modbus or mqtt), got {bound or 'none'}")
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise ValueError(f"valid_min {self.valid_min} > valid_max {self.valid_max}")
+        return self
+
+    @property
+    def protocol(self) -> Protocol:
+        if self.opcua is not None:
+            return Protocol.opcua
+        if self.modbus is not None:
+            return Protocol.modbus
+        return Protocol.mqtt
+
+
+class Simulation(Strict):
+    """How the demo simulator drives a meter. Ignored outside the simulator."""
+
+    model: Literal["pv", "wind", "load", "boiler", "chp", "storage", "genset", "constant", "grid"]
+    capacity: float = Field(gt=0)  # rated power in the canonical rate unit of the meter's carrier
+    params: dict[str, float | str] = Field(default_factory=dict)
+
+
+class Meter(Strict):
+    id: Identifier
+    name: str
+    carrier: Carrier
+    device: Identifier
+    usage: Usage = Usage.production
+    simulation: Simulation | None = None
+    points: list[Point] = Field(min_length=1)
+
+
+class ProductionUnit(Strict):
+    id: Identifier
+    name: str
+    meters: list[Meter] = Field(default_factory=list)
+
+
+CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_check_char(code17: str) -> str:
+    """Check character of a unified social credit code (GB 32100-2015, clause 5.3)."""
+    total = sum(CREDIT_CODE_CHARS.index(c) * w for c, w in zip(code17, CREDIT_CODE_WEIGHTS, strict=True))
+    return CREDIT_CODE_CHARS[(31 - total % 31) % 31]
+
+
+class Enterprise(Strict):
+    id: Identifier
+    name: str
+    credit_code: str  # 统一社会信用代码, GB 32100-2015
+    industry_code: str = Field(pattern=r"^[A-T]\d{2,4}$")  # GB/T 4754-2017 category, e.g. C3130
+    units: list[ProductionUnit] = Field(min_length=1)
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, v: str) -> str:
+        if len(v) != 18 or any(c not in CREDIT_CODE_CHARS for c in v):
+            raise ValueError(f"unified social credit code {v!r} must be 18 characters of {CREDIT_CODE_CHARS}")
+        expected = credit_code_check_char(v[:17])
+        if v[17] != expected:
+            raise ValueError(f"unified social credit code {v!r} has check character {v[17]!r}, expected {expected!r}")
+        return v
+
+
+# --------------------------------------------------------------------------- topology
+
+
+class NodeType(StrEnum):
+    supply = "supply"
+    conversion = "conversion"
+    end_use = "end_use"
+
+
+NODE_KINDS: dict[NodeType, frozenset[str]] = {
+    NodeType.supply: frozenset({"grid", "gas_main", "steam_main", "onsite_generation", "fuel_supply", "water_main"}),
+    NodeType.conversion: frozenset({"transformer", "boiler", "chp", "chiller", "storage", "heat_exchanger"}),
+    NodeType.end_use: frozenset({"unit", "process", "export"}),
+}
+
+
+class FlowNode(Strict):
+    id: Identifier
+    name: str
+    type: NodeType
+    kind: str
+    unit: Identifier | None = None  # production unit id, for end_use nodes of kind "unit"
+
+    @model_validator(mode="after")
+    def _kind(self) -> FlowNode:
+        if self.kind not in NODE_KINDS[self.type]:
+            raise ValueError(f"node kind {self.kind!r} is not one of {sorted(NODE_KINDS[self.type])} for type {self.type.value}")
+        if self.kind == "unit" and self.unit is None:
+            raise ValueError("an end_use node of kind 'unit' must name its production unit in 'unit'")
+        return self
+
+
+class FlowEdge(Strict):
+    source: Identifier = Field(alias="from")
+    target: Identifier = Field(alias="to")
+    carrier: Carrier
+    meter: Identifier
+    point: Identifier | None = None  # which counter of the meter measures the edge (default: its only counter)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Topology(Strict):
+    nodes: list[FlowNode] = Field(default_factory=list)
+    edges: list[FlowEdge] = Field(default_factory=list)
+
+
+class Location(Strict):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    altitude: float = 0.0
+
+
+class ParkInfo(Strict):
+    id: Identifier
+    name: str
+    timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
+    province: str
+    grid_region: str  # e.g. east_china (MEE regional grid)
+    location: Location
+
+
+class Park(Strict):
+    park: ParkInfo
+    devices: list[Device] = Field(min_length=1)
+    enterprises: list[Enterprise] = Field(min_length=1)
+    topology: Topology = Field(default_factory=Topology)

@@ -1,0 +1,63 @@
+"""Typed runtime settings, validated at start-up.
+
+Every value can be set by an environment variable ``LINGTAN_<NAME>`` (e.g.
+``LINGTAN_INFLUX_URL``) or an env file ``<state_dir>/lingtan.env`` written by ``lingtan up``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path("var")
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEMO_PARK = PACKAGE_DIR / "data" / "demo_park.yaml"
+
+
+class Settings(BaseSettings):
+    """Endpoints and paths. Defaults are the local demo stack started by ``make up``."""
+
+    model_config = SettingsConfigDict(env_prefix="LINGTAN_", extra="ignore", frozen=True)
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    park_file: Path = DEMO_PARK
+
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = Field("lingtan", pattern=r"^[A-Za-z0-9_\-/]+$")
+    influx_rp: str = ""  # write retention policy; empty = the database default ("raw" after init)
+    influx_user: str = "lingtan"
+    influx_password: str = ""
+    influx_timeout_s: float = Field(10.0, gt=0)
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str = ""
+    mqtt_password: str = ""
+    opcua_endpoint: str = "opc.tcp://127.0.0.1:4840"
+    modbus_host: str = "127.0.0.1"
+    modbus_port: int = Field(5020, ge=1, le=65535)
+
+    write_batch_size: int = Field(5000, ge=1, le=1_000_000)
+    write_flush_interval_s: float = Field(1.0, gt=0)
+    memory_queue_size: int = Field(100_000, ge=100)
+
+    @field_validator("influx_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"influx_url {v!r} must start with http:// or https://")
+        return v.rstrip("/")
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "lingtan.env"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, then ``<state_dir>/lingtan.env``, then ``overrides``."""
+    state_dir = Path(str(overrides.get("state_dir") or os.environ.get("LINGTAN_STATE_DIR") or DEFAULT_STATE_DIR))
+    env_file = state_dir / "lingtan.env"
+    return Settings(_env_file=env_file if env_file.exists() else None, **overrides)  # type: ignore[call-arg]

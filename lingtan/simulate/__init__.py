@@ -1,0 +1,1 @@
+"""Device simulators for the demo park: OPC UA server, Modbus TCP server, MQTT publisher."""
