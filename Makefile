@@ -1,0 +1,42 @@
+# Lingtan developer entry points. Everything runs from the repo root, on Debian/Ubuntu.
+#   make up    venv + system packages, then start the local stack (state in ./var, no systemd)
+#   make down  stop everything `make up` started
+#   make test  venv + system packages, then the whole test suite (real influxd/mosquitto)
+
+PYTHON ?= python3.11
+VENV   := .venv
+STAMP  := $(VENV)/.stamp
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: venv system-deps setup up down test bench lint
+
+venv: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when pyproject.toml changed since the last successful install.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+setup: venv system-deps
+
+up: setup
+	$(VENV)/bin/lingtan up
+
+down:
+	$(VENV)/bin/lingtan down
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m lingtan.bench
+
+lint: venv
+	$(VENV)/bin/ruff check .

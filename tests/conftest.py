@@ -1,0 +1,117 @@
+"""Session fixtures that run REAL local servers (influxd, mosquitto) on free loopback ports.
+
+Each fixture yields a small handle with ``.port``, ``.url`` and ``.instance`` (the
+:mod:`lingtan.services` object, so fault tests can ``kill()``/``stop()``/``start()`` it).
+A test that stops or kills a server must start it again before it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from lingtan.services import LocalInflux, LocalMosquitto, free_port
+
+INFLUX_USER = "admin"
+INFLUX_PASSWORD = "lingtan-test-pw"
+INFLUX_DB = "lingtan_test"
+
+
+@dataclass
+class InfluxServer:
+    """A running influxd with auth enabled, an admin user and the database ``lingtan_test``."""
+
+    instance: LocalInflux
+    user: str = INFLUX_USER
+    password: str = INFLUX_PASSWORD
+    database: str = INFLUX_DB
+
+    @property
+    def port(self) -> int:
+        """HTTP port on 127.0.0.1."""
+        return self.instance.port
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return self.instance.url
+
+    def query(self, q: str, db: str | None = None) -> dict[str, Any]:
+        """Run InfluxQL ``q`` (POST /query) as the admin user; raise on HTTP or statement errors."""
+        params = {"u": self.user, "p": self.password, "q": q, "db": db or self.database}
+        resp = requests.post(f"{self.url}/query", params=params, timeout=30)
+        resp.raise_for_status()
+        body = resp.json()
+        errors = [r["error"] for r in body.get("results", []) if "error" in r]
+        if "error" in body or errors:
+            raise RuntimeError(f"InfluxQL {q!r} failed: {body.get('error') or errors}")
+        return body
+
+    def write(self, lines: str, db: str | None = None, precision: str = "ns") -> None:
+        """POST line protocol to /write; raise unless influxd answers 204."""
+        params = {"db": db or self.database, "u": self.user, "p": self.password, "precision": precision}
+        resp = requests.post(f"{self.url}/write", params=params, data=lines.encode(), timeout=30)
+        if resp.status_code != 204:
+            raise RuntimeError(f"/write answered {resp.status_code}: {resp.text}")
+
+
+@dataclass
+class MosquittoServer:
+    """A running mosquitto accepting anonymous loopback clients."""
+
+    instance: LocalMosquitto
+    host: str = "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """MQTT port on 127.0.0.1."""
+        return self.instance.port
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:PORT``."""
+        return self.instance.url
+
+
+def _bootstrap_influx(server: InfluxServer) -> None:
+    """Create the admin user (allowed unauthenticated while no user exists) and the test database."""
+    q = f"CREATE USER {server.user} WITH PASSWORD '{server.password}' WITH ALL PRIVILEGES"
+    resp = requests.post(f"{server.url}/query", data={"q": q}, timeout=30)
+    if resp.status_code != 200 or "error" in resp.text:
+        raise RuntimeError(f"creating the influx admin user failed: {resp.status_code} {resp.text}")
+    server.query(f"CREATE DATABASE {server.database}")
+
+
+@pytest.fixture(scope="session")
+def services_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state dir (``<tmp>/state``) shared by the session's servers, like ``./var`` for ``make up``."""
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+def influxd(services_state_dir: Path) -> Iterator[InfluxServer]:
+    """A real influxd for the whole session (auth on, admin user, database ``lingtan_test``)."""
+    instance = LocalInflux(services_state_dir, free_port())
+    instance.start()
+    try:
+        server = InfluxServer(instance)
+        _bootstrap_influx(server)
+        yield server
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(services_state_dir: Path) -> Iterator[MosquittoServer]:
+    """A real mosquitto for the whole session (persistence on, anonymous loopback clients)."""
+    instance = LocalMosquitto(services_state_dir, free_port(), autosave_interval=1)
+    instance.start()
+    try:
+        yield MosquittoServer(instance)
+    finally:
+        instance.stop()
