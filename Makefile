@@ -3,7 +3,7 @@
 #   make down  stop everything `make up` started
 #   make test  venv + system packages, then the whole test suite (real influxd/mosquitto)
 
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 STAMP  := $(VENV)/.stamp
 PY     := $(VENV)/bin/python
@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml | $(PY)
 system-deps:
 	@bash scripts/install-system-deps.sh
 
-setup: venv system-deps
+setup: system-deps
+	@$(MAKE) --no-print-directory venv
 
 up: setup
 	$(VENV)/bin/lingtan up

@@ -14,6 +14,9 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 missing=()
 have influxd || missing+=(influxdb)
 have mosquitto || missing+=(mosquitto)
+# Debian's python3 ships venv/ensurepip separately; `make venv` needs them.
+python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 \
+  || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
