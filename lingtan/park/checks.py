@@ -71,7 +71,11 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
                     if meter.carrier is Carrier.electricity and point.role is None:
                         errors.append(((*ploc, "role"), f"electricity point {point.id!r} must state its role"))
                     if meter.carrier is not Carrier.electricity and point.role is not None:
-                        errors.append(((*ploc, "role"), f"role is only for electricity points, not {meter.carrier.value}"))
+                        errors.append((
+                            (*ploc, "role"),
+                            f"point {point.id!r} has role {point.role.value!r}, but a role is only for "
+                            f"electricity points, not {meter.carrier.value}",
+                        ))
                     if point.rollover is not None and point.kind is not Kind.counter:
                         errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
                     if device is None:
@@ -111,14 +115,21 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
                         mqtt_paths[mkey] = point.id
 
     for (dev, unit_id, fc), spans in registers.items():
-        spans.sort()
-        for (a0, a1, p_a, _), (b0, b1, p_b, loc_b) in zip(spans, spans[1:], strict=False):
-            if b0 <= a1:
+        spans.sort(key=lambda span: (span[0], span[1]))
+        # compare each span with the one reaching furthest among those sorted before it; comparing only
+        # neighbours misses e.g. 6..6 inside a float64 at 4..7 when a 5..5 sorts between them
+        reach: tuple[int, int, str, Loc] | None = None
+        for span in spans:
+            b0, b1, p_b, loc_b = span
+            if reach is not None and b0 <= reach[1]:
+                a0, a1, p_a, _ = reach
                 errors.append((
                     loc_b,
                     f"Modbus registers {b0}..{b1} of point {p_b!r} overlap {a0}..{a1} of point {p_a!r} "
                     f"(device {dev!r}, unit {unit_id}, function {fc})",
                 ))
+            if reach is None or b1 > reach[1]:
+                reach = span
 
     nodes: dict[str, int] = {}
     for ni, node in enumerate(park.topology.nodes):

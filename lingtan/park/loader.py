@@ -12,6 +12,8 @@ from lingtan.park.checks import check_park
 from lingtan.park.model import Park
 
 Loc = tuple[Any, ...]
+#: errors listed in the exception message (all are kept in ``ParkModelError.errors``)
+MAX_SHOWN = 50
 
 
 class ParkModelError(ValueError):
@@ -20,7 +22,9 @@ class ParkModelError(ValueError):
     def __init__(self, path: Path, errors: list[tuple[int | None, str, str]]):
         self.path = path
         self.errors = errors
-        lines = [f"{path}:{line or '?'}: {field}: {msg}" for line, field, msg in errors]
+        lines = [f"{path}:{line or '?'}: {field}: {msg}" for line, field, msg in errors[:MAX_SHOWN]]
+        if len(errors) > MAX_SHOWN:
+            lines.append(f"... and {len(errors) - MAX_SHOWN} more")
         super().__init__(f"invalid park model {path} ({len(errors)} error(s)):\n" + "\n".join(lines))
 
 
