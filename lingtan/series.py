@@ -102,6 +102,10 @@ class PointEncoder:
     def __init__(self, refs: list[PointRef]):
         self._prefix = {r.id: f"{series_text(r.carrier.value, point_tags(r))} {point_field(r)}=" for r in refs}
 
+    def prefix(self, point_id: str) -> str:
+        """``measurement,tags field=`` of a point: a reading's line is prefix + value + timestamp."""
+        return self._prefix[point_id]
+
     def encode(self, point_id: str, value: float, ts_ns: int) -> str:
         if not math.isfinite(value):
             raise ValueError(f"point {point_id}: value {value!r} is not finite")

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 
-from lingtan.park.carriers import Kind
+from lingtan.park.carriers import Kind, canonical_unit
 from lingtan.park.index import PointRef
 from lingtan.series import DATA_QUALITY, PointEncoder, line
 
@@ -47,12 +47,25 @@ def counter_modulus(ref: PointRef) -> float | None:
     return None
 
 
-@dataclass
-class _Last:
-    raw: float | None = None
-    ts_ns: int = 0
-    seen_monotonic: float = 0.0
-    stale_reported: float = 0.0
+class _PointState:
+    """Per-point constants (pre-computed once) and the last reading, for the hot path."""
+
+    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus",
+                 "raw", "ts_ns", "seen", "stale_reported")
+
+    def __init__(self, ref: PointRef, prefix: str, modulus: float | None, now: float):
+        p = ref.point
+        self.prefix = prefix
+        self.scale, self.offset, self.factor = p.scale, p.offset, ref.to_canonical
+        # finite defaults, so that an infinite reading fails the range test and is caught there
+        self.lo = -sys.float_info.max if p.valid_min is None else p.valid_min
+        self.hi = sys.float_info.max if p.valid_max is None else p.valid_max
+        self.counter = p.kind is Kind.counter
+        self.modulus = modulus
+        self.raw: float | None = None
+        self.ts_ns = 0
+        self.seen = now
+        self.stale_reported = 0.0
 
 
 class PointProcessor:
@@ -66,9 +79,11 @@ class PointProcessor:
         self.encoder = PointEncoder(refs)
         self.counts: Counter[str] = Counter()
         self.points_in = 0
-        self._last = {r.id: _Last(seen_monotonic=time.monotonic()) for r in refs}
+        now = time.monotonic()
+        self._state = {
+            r.id: _PointState(r, self.encoder.prefix(r.id), counter_modulus(r), now) for r in refs
+        }
         self._logged: dict[str, float] = {}
-        self._modulus = {r.id: counter_modulus(r) for r in refs if r.point.kind is Kind.counter}
 
     # ------------------------------------------------------------------ events
     def event(self, reason: str, point_id: str | None, ts_ns: int, detail: str, value: float | None = None) -> str:
@@ -96,34 +111,46 @@ class PointProcessor:
     # ------------------------------------------------------------------ readings
     def good(self, point_id: str, raw: float, ts_ns: int) -> list[str]:
         """Lines for a reading the device reported as good."""
-        ref = self.refs[point_id]
+        st = self._state[point_id]
         self.points_in += 1
-        last = self._last[point_id]
-        last.seen_monotonic = time.monotonic()
-        last.stale_reported = 0.0
-        try:
-            raw = float(raw)
-        except (TypeError, ValueError):
-            return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not a number")]
+        st.seen = time.monotonic()
+        st.stale_reported = 0.0
+        if raw.__class__ is not float:
+            try:
+                raw = float(raw)
+            except (TypeError, ValueError):
+                return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not a number")]
+        value = (raw * st.scale + st.offset) * st.factor
+        if not st.lo <= value <= st.hi:  # also catches NaN
+            if not math.isfinite(raw):
+                return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not finite")]
+            unit = canonical_unit(self.refs[point_id].carrier, self.refs[point_id].point.kind)
+            return [self.event("out_of_range", point_id, ts_ns,
+                               f"{value:g} {unit} outside [{st.lo:g}, {st.hi:g}]", value)]
+        if not st.counter:
+            return [f"{st.prefix}{value!r} {ts_ns}"]
         if not math.isfinite(raw):
             return [self.event("parse_error", point_id, ts_ns, f"value {raw!r} is not finite")]
-        value = ref.engineering_value(raw)
         out: list[str] = []
-        p = ref.point
-        if (p.valid_min is not None and value < p.valid_min) or (p.valid_max is not None and value > p.valid_max):
-            return [self.event("out_of_range", point_id, ts_ns,
-                               f"{value:g} {ref.point.unit} outside [{p.valid_min}, {p.valid_max}]", value)]
-        if p.kind is Kind.counter:
-            if last.raw is not None and raw < last.raw and ts_ns >= last.ts_ns:
-                modulus = self._modulus.get(point_id)
-                if modulus is not None and last.raw - raw > modulus / 2:
+        last = st.raw
+        if ts_ns >= st.ts_ns:
+            if last is not None and raw < last:
+                modulus = st.modulus
+                if modulus is not None and last - raw > modulus / 2:
                     out.append(self.event("counter_rollover", point_id, ts_ns,
-                                          f"raw {last.raw:g} -> {raw:g} (modulus {modulus:g})", value))
+                                          f"raw {last:g} -> {raw:g} (modulus {modulus:g})", value))
                 else:
-                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last.raw:g} -> {raw:g}", value))
-            if ts_ns >= last.ts_ns:
-                last.raw, last.ts_ns = raw, ts_ns
-        out.append(self.encoder.encode(point_id, value, ts_ns))
+                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last:g} -> {raw:g}", value))
+            st.raw, st.ts_ns = raw, ts_ns
+        out.append(f"{st.prefix}{value!r} {ts_ns}")
+        return out
+
+    def good_many(self, readings: list[tuple[str, float, int]]) -> list[str]:
+        """:meth:`good` for many ``(point id, raw, ts_ns)`` readings; one list of lines."""
+        out: list[str] = []
+        good = self.good
+        for point_id, raw, ts_ns in readings:
+            out += good(point_id, raw, ts_ns)
         return out
 
     def bad(self, point_id: str, reason: str, ts_ns: int, detail: str, raw: float | None = None) -> list[str]:
@@ -148,18 +175,18 @@ class PointProcessor:
         now = time.monotonic()
         now_ns = now_ns if now_ns is not None else time.time_ns()
         out = []
-        for pid, last in self._last.items():
-            silent = now - last.seen_monotonic
-            if silent > self.stale_after_s and now - last.stale_reported >= self.stale_after_s:
-                last.stale_reported = now
+        for pid, st in self._state.items():
+            silent = now - st.seen
+            if silent > self.stale_after_s and now - st.stale_reported >= self.stale_after_s:
+                st.stale_reported = now
                 out.append(self.event("stale", pid, now_ns, f"no value for {silent:.0f} s"))
         return out
 
     def last_raw(self, point_id: str) -> tuple[float | None, int]:
-        last = self._last[point_id]
-        return last.raw, last.ts_ns
+        st = self._state[point_id]
+        return st.raw, st.ts_ns
 
     def seed_last(self, point_id: str, raw: float, ts_ns: int) -> None:
         """Restore the last counter reading (after a restart), for rollover/reset checks."""
-        last = self._last[point_id]
-        last.raw, last.ts_ns = raw, ts_ns
+        st = self._state[point_id]
+        st.raw, st.ts_ns = raw, ts_ns

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,10 @@ from lingtan.collectors.common.wal import Position, WriteAheadLog
 from lingtan.influxdb import InfluxClient, InfluxError
 
 log = logging.getLogger(__name__)
+
+
+class _Stopped(Exception):
+    """A write abandoned because the sink is stopping; its lines stay in the disk buffer."""
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Sink:
         queue_size: int = 100_000,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 15.0,
+        max_inflight: int = 2,
         on_rejected: Callable[[str, str], None] | None = None,
     ):
         self.client = client
@@ -62,6 +68,7 @@ class Sink:
         self.queue_size = queue_size
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.max_inflight = max_inflight
         self.on_rejected = on_rejected
         self.stats = SinkStats()
         self._rejected_path = Path(buffer_dir) / "rejected.lp"
@@ -129,10 +136,10 @@ class Sink:
         self.wal.close()
 
     # ------------------------------------------------------------------ writer side
-    def _next_batch(self) -> tuple[list[str], Position, float | None] | None:
+    def _next_batch(self, idle_wait_s: float) -> tuple[list[str], Position, float | None] | None:
         with self._cond:
             if not self._disk_mode and not self._queue:
-                self._cond.wait(self.flush_interval_s)
+                self._cond.wait(idle_wait_s)
             if self._disk_mode:
                 if self.wal.reader_position >= self.wal.end:
                     self._disk_mode = False  # caught up: back to the memory queue
@@ -144,7 +151,7 @@ class Sink:
                     first_t = self._queue[0][2]
                     wait = self.flush_interval_s - (time.time() - first_t)
                     if wait > 0 and not self._stop.is_set():
-                        self._cond.wait(min(wait, self.flush_interval_s))
+                        self._cond.wait(min(wait, idle_wait_s))
                 if self._disk_mode:
                     return None
                 lines: list[str] = []
@@ -162,36 +169,51 @@ class Sink:
         return (lines, pos, None) if lines else None
 
     def _run(self) -> None:
-        delay = self.retry_initial_s
-        pending: tuple[list[str], Position, float | None] | None = None
-        while True:
-            if pending is None:
-                if self._stop.is_set():
+        """Read batches in order, keep up to ``max_inflight`` writes going, commit in order.
+
+        Several writes in flight let InfluxDB use more than one core; the commit position
+        still only advances over a prefix of batches that are all written, so a crash
+        replays from the first unfinished batch.
+        """
+        inflight: deque[tuple[Future, Position, float | None, int]] = deque()
+        with ThreadPoolExecutor(self.max_inflight, thread_name_prefix="influx-write") as pool:
+            while True:
+                while inflight and inflight[0][0].done():
+                    future, pos, first, n = inflight.popleft()
+                    if future.exception() is not None:  # stopped while retrying: replay next start
+                        return
+                    self.wal.commit(pos)
+                    now = time.time()
+                    self.stats.written += n
+                    self.stats.batches += 1
+                    self.stats.last_write = now
+                    if first is not None:
+                        self.stats.latency_ms.append((now - first) * 1000.0)
+                if self._stop.is_set() and not inflight:
                     return
-                pending = self._next_batch()
-                if pending is None:
+                if len(inflight) >= self.max_inflight or (self._stop.is_set() and inflight):
+                    wait([inflight[0][0]], timeout=0.1)
                     continue
-            lines, pos, first = pending
+                batch = self._next_batch(0.05 if inflight else self.flush_interval_s)
+                if batch is None:
+                    continue
+                lines, pos, first = batch
+                inflight.append((pool.submit(self._write_until_done, lines), pos, first, len(lines)))
+
+    def _write_until_done(self, lines: list[str]) -> None:
+        delay = self.retry_initial_s
+        while True:
             try:
                 self._write(lines)
+                return
             except InfluxError as exc:
                 self.stats.write_errors += 1
                 self.stats.last_error = str(exc)
-                log.warning("InfluxDB write failed (%d lines buffered on disk, retry in %.1fs): %s",
+                log.warning("InfluxDB write failed (%d lines kept in the disk buffer, retry in %.1fs): %s",
                             len(lines), delay, exc)
                 if self._stop.wait(delay):
-                    return
+                    raise _Stopped from exc
                 delay = min(delay * 2, self.retry_max_s)
-                continue
-            delay = self.retry_initial_s
-            self.wal.commit(pos)
-            now = time.time()
-            self.stats.written += len(lines)
-            self.stats.batches += 1
-            self.stats.last_write = now
-            if first is not None:
-                self.stats.latency_ms.append((now - first) * 1000.0)
-            pending = None
 
     def _write(self, lines: list[str]) -> None:
         """Write ``lines``; isolate and quarantine lines InfluxDB rejects as invalid."""
