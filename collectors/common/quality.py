@@ -138,9 +138,9 @@ class PointProcessor:
                 modulus = st.modulus
                 if modulus is not None and last - raw > modulus / 2:
                     out.append(self.event("counter_rollover", point_id, ts_ns,
-                                          f"raw {last:g} -> {raw:g} (modulus {modulus:g})", value))
+                                          f"raw {last:.15g} -> {raw:.15g} (modulus {modulus:.15g})", value))
                 else:
-                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last:g} -> {raw:g}", value))
+                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last:.15g} -> {raw:.15g}", value))
             st.raw, st.ts_ns = raw, ts_ns
         out.append(f"{st.prefix}{value!r} {ts_ns}")
         return out

@@ -96,8 +96,8 @@ class CollectorRuntime:
         }
         lines.append(line(COLLECTOR_STATS, {"park": self.park.park.id, "collector": self.name,
                                             "protocol": self.protocol.value}, fields, time.time_ns()))
+        self.write_status()  # before submitting, so the status does not count its own stats line
         self.submit(lines)
-        self.write_status()
 
     def write_status(self) -> None:
         s = self.sink.stats
