@@ -1,0 +1,136 @@
+"""PointProcessor: scaling to canonical units and every data-quality reason, by hand."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import pytest
+from lingtan.collectors.common.quality import PointProcessor
+
+from lingtan.park.index import iter_points
+from lingtan.park.loader import parse_park
+
+PARK = """
+park: {id: t, name: t, province: 江苏, grid_region: east_china, location: {latitude: 31.5, longitude: 120.3}}
+devices:
+  - {id: plc, protocol: modbus}
+  - {id: mq, protocol: mqtt}
+enterprises:
+  - id: e1
+    name: e1
+    credit_code: 91320214MA20EN001H
+    industry_code: C3982
+    units:
+      - id: u1
+        name: u1
+        meters:
+          - id: m-gas
+            name: gas
+            carrier: natural_gas
+            device: mq
+            points:
+              - {id: gas.total, kind: counter, unit: L, scale: 10, offset: 5, rollover: 100000,
+                 mqtt: {topic: t/gas, json_path: energy.total}}
+              - {id: gas.rate, kind: rate, unit: m3/min, valid_min: 0, valid_max: 600,
+                 mqtt: {topic: t/gas, json_path: power.value}}
+          - id: m-el
+            name: el
+            carrier: electricity
+            device: plc
+            points:
+              - {id: el.total, kind: counter, unit: MWh, scale: 0.001, role: consumption,
+                 modbus: {unit_id: 1, function: 3, address: 0, type: uint16}}
+              - {id: el.f, kind: counter, unit: kWh, role: consumption,
+                 modbus: {unit_id: 1, function: 3, address: 2, type: float32}}
+"""
+
+TS = 1_767_225_600_000_000_000
+
+
+@pytest.fixture
+def mqtt_proc():
+    refs = iter_points(parse_park(PARK, Path("t.yaml")))
+    return PointProcessor([r for r in refs if r.device_id == "mq"], "mq", stale_after_s=0.2)
+
+
+@pytest.fixture
+def modbus_proc():
+    refs = iter_points(parse_park(PARK, Path("t.yaml")))
+    return PointProcessor([r for r in refs if r.device_id == "plc"], "plc", stale_after_s=60)
+
+
+def _value(line: str) -> float:
+    return float(line.split(" ")[1].split("=")[1])
+
+
+def test_scale_offset_and_unit_factor(mqtt_proc, modbus_proc):
+    # (raw * scale + offset) * factor: L -> m3 is 0.001; m3/min -> m3/h is 60; MWh -> kWh is 1000
+    (line,) = mqtt_proc.good("gas.total", 1234.0, TS)
+    assert line.startswith("natural_gas,carrier=natural_gas,enterprise=e1,meter=m-gas,park=t,point=gas.total,"
+                           "protocol=mqtt,unit=u1 total=")
+    assert math.isclose(_value(line), (1234 * 10 + 5) * 0.001)
+    assert line.endswith(f" {TS}")
+    assert math.isclose(_value(mqtt_proc.good("gas.rate", 2.5, TS)[0]), 150.0)
+    assert math.isclose(_value(modbus_proc.good("el.total", 5000, TS)[0]), 5000.0)
+
+
+def test_out_of_range_is_recorded_not_written(mqtt_proc):
+    (line,) = mqtt_proc.good("gas.rate", 11.0, TS)  # 660 m3/h > 600
+    assert line.startswith("data_quality,") and "reason=out_of_range" in line and "value=660.0" in line
+    assert "m3/h" in line
+    assert mqtt_proc.counts["out_of_range"] == 1
+
+
+def test_rollover_at_register_width_and_at_declared_modulus(mqtt_proc, modbus_proc):
+    modbus_proc.good("el.total", 65530, TS)
+    dq, raw = modbus_proc.good("el.total", 4, TS + 1)
+    assert "reason=counter_rollover" in dq and "modulus 65536" in dq
+    assert raw.startswith("electricity,") and math.isclose(_value(raw), 4.0)
+    mqtt_proc.good("gas.total", 99_990.0, TS)
+    dq, _ = mqtt_proc.good("gas.total", 3.0, TS + 1)
+    assert "reason=counter_rollover" in dq and "modulus 100000" in dq
+
+
+def test_reset_when_backwards_without_wrap(modbus_proc):
+    modbus_proc.good("el.f", 5000.0, TS)
+    dq, raw = modbus_proc.good("el.f", 10.0, TS + 1)
+    assert "reason=counter_reset" in dq and "raw 5000 -> 10" in dq
+    assert math.isclose(_value(raw), 10.0)
+    # a late (older) reading does not count as going backwards
+    assert len(modbus_proc.good("el.f", 1.0, TS - 10)) == 1
+
+
+def test_unparseable_and_non_finite_values(mqtt_proc):
+    assert "reason=parse_error" in mqtt_proc.good("gas.rate", "abc", TS)[0]
+    assert "reason=parse_error" in mqtt_proc.good("gas.rate", float("nan"), TS)[0]
+    assert "reason=parse_error" in mqtt_proc.good("gas.total", float("inf"), TS)[0]
+    assert mqtt_proc.counts["parse_error"] == 3
+
+
+def test_bad_status_and_device_events(modbus_proc):
+    (line,) = modbus_proc.bad("el.f", "bad_status", TS, "status BadSensorFailure", raw=7.0)
+    assert "reason=bad_status" in line and 'detail="status BadSensorFailure"' in line and "value=7.0" in line
+    lines = modbus_proc.device_event("timeout", TS, "no answer", ["el.total", "el.f"])
+    assert len(lines) == 2 and all("reason=timeout" in x and "device=plc" in x for x in lines)
+
+
+def test_stale_once_per_interval(mqtt_proc):
+    mqtt_proc.good("gas.rate", 1.0, TS)
+    time.sleep(0.3)
+    first = mqtt_proc.stale()
+    assert {ln.split("point=")[1].split(",")[0] for ln in first} == {"gas.rate", "gas.total"}
+    assert mqtt_proc.stale() == []  # not again within the interval
+    mqtt_proc.good("gas.rate", 1.0, TS + 1)
+    time.sleep(0.3)
+    assert len(mqtt_proc.stale()) == 2
+
+
+def test_logged_once_per_device_and_reason_per_interval(mqtt_proc, caplog):
+    with caplog.at_level(logging.WARNING, logger="lingtan.collectors.common.quality"):
+        for _ in range(100):
+            mqtt_proc.good("gas.rate", 1e6, TS)
+    assert len(caplog.records) == 1
+    assert mqtt_proc.counts["out_of_range"] == 100
