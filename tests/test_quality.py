@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from lingtan.collectors.common.quality import PointProcessor
 
+from lingtan.collectors.common.quality import PointProcessor
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.sink import Sink
-
 from lingtan.influxdb import InfluxClient
 from lingtan.park.index import PointRef, points_by_device
 from lingtan.park.model import Park, Protocol
@@ -61,7 +60,8 @@ class CollectorRuntime:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
-        self._health.join(timeout_s)
+        if self._health.is_alive():
+            self._health.join(timeout_s)
         self.health_tick()
         self.sink.stop(timeout_s)
         self.write_status()

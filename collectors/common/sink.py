@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lingtan.collectors.common.wal import Position, WriteAheadLog
-
 from lingtan.influxdb import InfluxClient, InfluxError
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,8 @@ class Sink:
         self._stop.set()
         with self._cond:
             self._cond.notify()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
         self.wal.close()
 
     # ------------------------------------------------------------------ writer side

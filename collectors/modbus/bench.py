@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.modbus.collector import MAX_CONNECTIONS, ModbusPoller
 from lingtan.collectors.modbus.testserver import free_port
-
 from lingtan.park.index import iter_points
 from lingtan.park.model import ModbusDevice, Park
 

@@ -37,6 +37,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.modbus.plan import (
@@ -47,9 +50,6 @@ from lingtan.collectors.modbus.plan import (
     plan_requests,
     requests_by_unit,
 )
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
-
 from lingtan.park.index import PointRef
 from lingtan.park.model import ModbusDevice
 from lingtan.settings import Settings

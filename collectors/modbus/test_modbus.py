@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 import yaml
+
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.modbus.collector import ModbusPoller, run_modbus
 from lingtan.collectors.modbus.testserver import RegisterServer, free_port
-
 from lingtan.influxdb import InfluxClient
 from lingtan.park.index import iter_points
 from lingtan.park.loader import ParkModelError, load_park

@@ -8,6 +8,8 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pymodbus.client import AsyncModbusTcpClient
+
 from lingtan.collectors.modbus.plan import (
     MAX_GAP,
     MAX_REGISTERS,
@@ -20,8 +22,6 @@ from lingtan.collectors.modbus.plan import (
     plan_requests,
     requests_by_unit,
 )
-from pymodbus.client import AsyncModbusTcpClient
-
 from lingtan.park.model import ModbusBinding
 
 DT = AsyncModbusTcpClient.DATATYPE

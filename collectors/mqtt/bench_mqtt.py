@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.mqtt.collector import MqttCollector
-
 from lingtan.influxdb import InfluxClient
 from lingtan.park.model import Park, Protocol
 from lingtan.services import LocalInflux, LocalMosquitto, free_port

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from lingtan.collectors.common.runtime import CollectorRuntime
-from lingtan.collectors.mqtt.payload import PayloadDecoder, group_by_topic
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from lingtan.collectors.common.runtime import CollectorRuntime
+from lingtan.collectors.mqtt.payload import PayloadDecoder, group_by_topic
 from lingtan.park.model import MqttDevice
 
 log = logging.getLogger(__name__)

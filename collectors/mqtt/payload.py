@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 
 from lingtan.collectors.common.quality import PointProcessor
-
 from lingtan.park.index import PointRef
 
 #: accepted timestamp range in epoch ms (1973-03 .. 5138): catches epoch seconds and microseconds

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from asyncua import Server, ua
+
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.opcua.collector import OpcUaCollector
-
 from lingtan.influxdb import InfluxClient
 from lingtan.park.model import Park, Protocol
 from lingtan.services import LocalInflux, free_port

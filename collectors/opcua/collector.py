@@ -31,10 +31,10 @@ from typing import Any
 
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.opcua.state import Batcher, CursorStore, cursor_path, dt_to_ns, ns_to_dt
-
 from lingtan.park.index import PointRef
 from lingtan.park.model import OpcUaDevice
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 from asyncua import Node, Server, ua
+
 from lingtan.collectors.common.runtime import CollectorRuntime
 from lingtan.collectors.opcua.collector import OpcUaCollector, parse_node_id
 from lingtan.collectors.opcua.state import cursor_path, dt_to_ns
-
 from lingtan.influxdb import InfluxClient
 from lingtan.park.index import points_by_device
 from lingtan.park.loader import load_park
