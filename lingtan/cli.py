@@ -142,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise SystemExit(f"lingtan up: {exc}") from None
     for entry in init_influx(InfluxClient.from_settings(settings), admin_user=settings.influx_user,
                              admin_password=settings.influx_password):
-        log.info(entry)
+        log.debug(entry)
     print(f"  influx     database {settings.influx_db!r} initialised (retention policies, continuous queries)")
     env = {"LINGTAN_STATE_DIR": str(state_dir), "LINGTAN_PARK_FILE": str(Path(settings.park_file).absolute())}
     base = _lingtan_argv()
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
     sp.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
-    sp.add_argument("--fault-rate", type=float, default=0.002, help="misbehaviour probability per point per tick")
+    sp.add_argument("--fault-rate", type=float, default=0.0002, help="misbehaviour probability per point per tick")
     sp.add_argument("--protocols", help="comma-separated subset of opcua,modbus,mqtt")
     sp.add_argument("--emit-log", help="write every emitted value as JSON lines to this file")
     sp = add("collect", cmd_collect, "collect one protocol into InfluxDB")

@@ -71,9 +71,17 @@ class CollectorRuntime:
 
     # ------------------------------------------------------------------ health
     def _health_loop(self) -> None:
-        while not self._stop.wait(self.stats_interval_s):
+        # the status file is cheap and read by `lingtan status`: refresh it often; stale checks
+        # and the collector_stats series every stats_interval_s
+        period = min(2.0, self.stats_interval_s)
+        next_stats = time.monotonic() + self.stats_interval_s
+        while not self._stop.wait(period):
             try:
-                self.health_tick()
+                if time.monotonic() >= next_stats:
+                    next_stats += self.stats_interval_s
+                    self.health_tick()
+                else:
+                    self.write_status()
             except Exception:  # the health loop must never take the collector down
                 log.exception("health tick failed")
 

@@ -91,7 +91,7 @@ class FaultBook:
         Wall seconds per tick, to turn a duration in seconds into ticks.
     """
 
-    def __init__(self, refs: list[PointRef], *, seed: int = 1, rate: float = 0.002, tick_s: float = 1.0) -> None:
+    def __init__(self, refs: list[PointRef], *, seed: int = 1, rate: float = 0.0002, tick_s: float = 1.0) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"fault rate must be in [0, 1], got {rate}")
         self.refs = refs
