@@ -115,3 +115,17 @@ def mosquitto(services_state_dir: Path) -> Iterator[MosquittoServer]:
         yield MosquittoServer(instance)
     finally:
         instance.stop()
+
+
+@pytest.fixture
+def influx_db(influxd: InfluxServer, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh database on the session's influxd for one test, dropped afterwards."""
+    from lingtan.influxdb import InfluxClient
+
+    prefix = request.node.path.parent.name
+    name = prefix + "_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
+    client = InfluxClient(influxd.url, name, influxd.user, influxd.password)
+    client.query(f'DROP DATABASE "{name}"', database="")
+    client.query(f'CREATE DATABASE "{name}"', database="")
+    yield client
+    client.query(f'DROP DATABASE "{name}"', database="")

@@ -26,7 +26,7 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ from lingtan.influxdb import InfluxClient
 from lingtan.park.index import iter_points
 from lingtan.park.loader import ParkModelError, load_park
 from lingtan.park.model import ModbusDevice, Park, Protocol
-from lingtan.series import line
 from lingtan.settings import Settings
+from tests.golden import influx_lines
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(p.name for p in (HERE / "testcases").iterdir() if (p / "park.yaml").exists())
@@ -52,38 +52,13 @@ BASE_NS = 1714521600 * 10**9  # 2024-05-01T00:00:00Z
 # --------------------------------------------------------------------------- InfluxDB helpers
 
 
-@pytest.fixture
-def influx_db(influxd: Any, request: pytest.FixtureRequest) -> Iterator[InfluxClient]:
-    """A fresh database on the session's influxd for one test, dropped afterwards."""
-    name = "modbus_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
-    client = InfluxClient(influxd.url, name, influxd.user, influxd.password)
-    client.query(f'DROP DATABASE "{name}"', database="")
-    client.query(f'CREATE DATABASE "{name}"', database="")
-    yield client
-    client.query(f'DROP DATABASE "{name}"', database="")
 
 
-_TYPES: dict[str, Callable[[Any], Any]] = {"float": float, "integer": int, "string": str, "boolean": bool}
 
 
-def influx_lines(client: InfluxClient, exclude: tuple[str, ...] = ("collector_stats",)) -> list[str]:
-    """Everything in the database as sorted line protocol (tags and fields sorted, ns timestamps)."""
-    out = []
-    for s in client.series("SHOW MEASUREMENTS"):
-        for (measurement,) in s["values"]:
-            if measurement in exclude:
-                continue
-            types = {k: t for sk in client.series(f'SHOW FIELD KEYS FROM "{measurement}"') for k, t in sk["values"]}
-            for series in client.series(f'SELECT * FROM "{measurement}" GROUP BY *', epoch="ns"):
-                for row in series["values"]:
-                    rec = dict(zip(series["columns"], row, strict=True))
-                    ts = rec.pop("time")
-                    fields = {k: _TYPES[types[k]](v) for k, v in sorted(rec.items()) if v is not None}
-                    out.append(line(measurement, series.get("tags", {}), fields, ts))
-    return sorted(out)
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:  # in file order
     return [ln for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
