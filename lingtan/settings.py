@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     modbus_port: int = Field(5020, ge=1, le=65535)
 
     write_batch_size: int = Field(5000, ge=1, le=1_000_000)
-    write_flush_interval_s: float = Field(1.0, gt=0)
+    # how long a partial batch waits for more lines: bounds the write latency at low rates
+    write_flush_interval_s: float = Field(0.25, gt=0)
     memory_queue_size: int = Field(100_000, ge=100)
 
     @field_validator("influx_url")

@@ -119,7 +119,8 @@ def normalise_and_write(stack: BenchStack, refs: list[PointRef], seconds: int,
     readings = _readings(refs, seconds)
     with tempfile.TemporaryDirectory(prefix="lingtan-bench-wal-") as wal_dir:
         proc = PointProcessor(refs, "bench-mqtt", stale_after_s=3600)
-        sink = Sink(client, Path(wal_dir), batch_size=50_000, flush_interval_s=0.2, queue_size=500_000).start()
+        sink = Sink(client, Path(wal_dir), batch_size=20_000, flush_interval_s=0.2, queue_size=500_000,
+                    max_inflight=4).start()
         t0 = time.perf_counter()
         good = proc.good
         for i in range(0, len(readings), chunk):

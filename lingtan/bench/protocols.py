@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,9 @@ from lingtan.park.loader import parse_park
 
 LATENCY_TARGET_S = 2.0
 #: fractions of the target tried, in order, after a full run missed it
-RAMP = (0.9, 0.8, 0.7, 0.5, 0.25)
+RAMP = (0.9, 0.8, 0.7, 0.6, 0.5, 0.25)
+#: a ramp step whose median latency grew by more than this over the window was not sustained
+MAX_DRIFT_S = 0.5
 _MIB = 2**20
 
 
@@ -98,6 +100,20 @@ class Latency:
         trend = [round(cls.pct(sorted(by_second[sec]), 0.5), 3) for sec in sorted(by_second)]
         return cls(len(ordered), late, cls.pct(ordered, 0.5), cls.pct(ordered, 0.95), ordered[-1], trend)
 
+    def quarters(self) -> tuple[float, float]:
+        """Median of the per-second medians in the first and in the last quarter of the window."""
+        t = self.p50_by_second
+        if len(t) < 4:
+            return math.nan, math.nan
+        k = len(t) // 4
+        return sorted(t[:k])[k // 2], sorted(t[-k:])[k // 2]
+
+    @property
+    def drift_s(self) -> float:
+        """How much later values landed at the end of the window than at its start (a growing backlog)."""
+        first, last = self.quarters()
+        return last - first if math.isfinite(last - first) else 0.0
+
 
 @dataclass
 class ProtocolResult:
@@ -120,12 +136,13 @@ class ProtocolResult:
 
     @property
     def sustained(self) -> bool:
-        """Kept up with the offered load within the latency target."""
+        """Kept up with the offered load within the latency target, without a growing backlog."""
         return (not self.error and self.landed >= 0.99 * self.config.rate
-                and self.latency.p95_s < LATENCY_TARGET_S)
+                and self.latency.p95_s < LATENCY_TARGET_S and self.latency.drift_s < MAX_DRIFT_S)
 
     @property
     def passed(self) -> bool:
+        """Met the issue's target: the target rate landed with p95 latency below 2 s."""
         return not self.error and self.landed >= TARGETS[self.protocol] and self.latency.p95_s < LATENCY_TARGET_S
 
 
@@ -147,6 +164,7 @@ class _Probe(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        """Poll every ``poll_s`` until :attr:`stop` is set."""
         lookback_ns = int(self.cfg.lookback_s * 1e9)
         while not self.stop.wait(self.cfg.poll_s):
             with contextlib.suppress(psutil.Error):
@@ -159,11 +177,18 @@ class _Probe(threading.Thread):
                 self.errors += 1
 
     def latency(self, t0_ns: int, t1_ns: int, stored: int) -> Latency:
+        """Latency of the sampled values stamped in [t0, t1), ``stored`` of which are in InfluxDB now."""
         seen = [(ts // 10**9, (q - ts) / 1e9) for (_, ts), q in self.first_seen.items() if t0_ns <= ts < t1_ns]
         return Latency.of(seen, max(0, stored - len(seen)))
 
 
 def _cpu_seconds(procs: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU seconds used so far by each group of processes, and by the whole machine.
+
+    ``machine`` is everything but idle, iowait and steal; ``kernel irq`` (hard and soft
+    interrupts, mostly loopback networking) is charged to no process; ``steal`` is time the
+    hypervisor gave to other virtual machines.
+    """
     out = {}
     for name, plist in procs.items():
         total = 0.0
@@ -173,13 +198,18 @@ def _cpu_seconds(procs: dict[str, list[psutil.Process]]) -> dict[str, float]:
                 total += t.user + t.system
         out[name] = total
     t = psutil.cpu_times()
-    out["machine"] = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    irq = getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    out["kernel irq"] = irq
+    out["machine"] = t.user + t.nice + t.system + irq
+    out["steal"] = getattr(t, "steal", 0.0)
     return out
 
 
 def _cpu_percent(a: dict[str, float], b: dict[str, float], seconds: float) -> dict[str, float]:
+    """Per cent of one core per key between two :func:`_cpu_seconds`, plus ``other`` processes."""
     pct = {k: (b[k] - a[k]) / seconds * 100 for k in a}
-    pct["other"] = max(0.0, pct["machine"] - sum(v for k, v in pct.items() if k != "machine"))
+    mine = sum(v for k, v in pct.items() if k not in ("machine", "steal"))
+    pct["other processes"] = max(0.0, pct["machine"] - mine)
     return pct
 
 
@@ -212,6 +242,7 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> int | None:
 
 
 def _count(client: InfluxClient, t0_ns: int, t1_ns: int, points: list[str] | None = None) -> int:
+    """Raw values stamped in [t0, t1) in InfluxDB now (of ``points`` only, if given)."""
     where = f"time >= {t0_ns} AND time < {t1_ns}"
     if points is not None:
         where += ' AND "point" =~ /^(?:' + "|".join(re.escape(p) for p in points) + ")$/"
@@ -241,6 +272,7 @@ def _log_problems(path: Path, limit: int = 5) -> list[str]:
 
 @contextlib.contextmanager
 def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A list to put started processes in; each is stopped (last first) on the way out."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
         yield procs
@@ -282,7 +314,9 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
     """The run behind :func:`bench_protocol`, filling ``result`` as it goes."""
     client = stack.client(db)
     init_influx(client, admin_user=stack.user, admin_password=stack.password)
-    plan = PLANS[protocol](stack, cfg, f"bench-{protocol}", tmp)
+    # a park id of its own: the MQTT client id (and so the broker's persistent session) derives from it,
+    # and a session left by an earlier run that fell behind would make this one drain that backlog first
+    plan = PLANS[protocol](stack, cfg, db.replace("_", "-"), tmp)
     result.load = plan.describe
     park_file = tmp / "park.yaml"
     text = yaml.dump(plan.park, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True,
@@ -304,7 +338,7 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
         procs.append(collector)
         groups = {"collector": [psutil.Process(collector.pid)], "load generators": loads}
-        for name, server in (("mosquitto", stack.mosquitto), ("influxd", stack.influx)):
+        for name, server in (("mosquitto", stack.mosquitto if protocol == "mqtt" else None), ("influxd", stack.influx)):
             if server is not None and server.pid:
                 groups[name] = [psutil.Process(server.pid)]
         groups["bench harness"] = [psutil.Process()]
@@ -323,6 +357,8 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
             code = _stop(collector, 30.0)  # first, so that it never sees its devices go away
             for p in procs[:-1]:
                 _stop(p)
+            if plan.cleanup is not None:
+                plan.cleanup()
             with contextlib.suppress(OSError, ValueError):
                 result.status = json.loads(status_path(tmp / "collector", f"collector-{protocol}").read_text())
                 result.data_quality = {k: v for k, v in result.status.get("data_quality", {}).items() if v}
@@ -335,7 +371,7 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
         acks += [(s, d) for s, d in data.get("ack_delays", []) if t0_ns <= s * 10**9 < t1_ns]
         result.generator_behind_s = max(result.generator_behind_s, data["max_behind_s"])
     result.publish_ack = Latency.of(acks)
-    result.offered = offered / cfg.window_s if plan.reports else cfg.rate  # Modbus: the polls planned
+    result.offered = offered / cfg.window_s if plan.reports else plan.planned_per_s
     if code not in (0, None):
         result.error = f"the collector exited with code {code} on SIGTERM"
 
@@ -364,30 +400,31 @@ def _window(cfg: BenchConfig, collector: subprocess.Popen[bytes], probe: _Probe,
 
 
 def _fmt_s(x: float) -> str:
+    """A latency for the report: seconds, '> 2 s' for never-seen values, 'n/a' without data."""
     return "n/a" if math.isnan(x) else (f"> {LATENCY_TARGET_S:g} s" if math.isinf(x) else f"{x:.2f} s")
 
 
 def _trend(lat: Latency) -> str:
-    """ ', median by second a → b' when the latency drifted over the window (a growing backlog)."""
-    t = lat.p50_by_second
-    if len(t) < 4:
+    """', median a s in the first and b s in the last quarter' when the latency drifted (a growing backlog)."""
+    first, last = lat.quarters()
+    if not abs(last - first) > 0.3:
         return ""
-    k = max(1, len(t) // 4)
-    first, last = sorted(t[:k])[k // 2], sorted(t[-k:])[k // 2]
-    return f", median {first:.2f} s in the first and {last:.2f} s in the last quarter" if abs(last - first) > 0.3 else ""
+    return f", median {first:.2f} s in the first and {last:.2f} s in the last quarter"
 
 
 def result_row(res: ProtocolResult, ramp: list[ProtocolResult] | None = None) -> dict[str, Any]:
-    """One report row (benchmark, result, target, pass, detail) plus the numbers as JSON."""
+    """One report row (benchmark, result, target, pass, detail) plus the numbers as JSON (``value``,
+    ``unit``, ``metrics``); the steps of a ramp that followed are kept in ``metrics`` too."""
     unit, cfg, lat = UNITS[res.protocol], res.config, res.latency
     titles = {"mqtt": "MQTT → InfluxDB end to end (QoS 1 publishers → mosquitto → collector process)",
               "opcua": "OPC UA → InfluxDB end to end (asyncua servers → collector process, subscriptions)",
               "modbus": "Modbus TCP → InfluxDB end to end (pymodbus server → collector process, polling)"}
     result = (f"{res.landed:,.0f} {unit}; latency p50 {_fmt_s(lat.p50_s)}, p95 {_fmt_s(lat.p95_s)}; "
               f"collector RSS peak {res.rss_peak_mib:.0f} MiB")
-    cpu = ", ".join(f"{k} {v:.0f}" for k, v in res.cpu.items() if k != "machine")
+    cpu = ", ".join(f"{k} {v:.0f}" for k, v in res.cpu.items() if k not in ("machine", "steal"))
     if res.cpu:
-        cpu += f" (machine total {res.cpu['machine']:.0f} of {100 * (os.cpu_count() or 1)})"
+        cpu += f" (machine total {res.cpu['machine']:.0f} of {100 * (os.cpu_count() or 1)}"
+        cpu += f", hypervisor steal {res.cpu['steal']:.0f})" if res.cpu["steal"] >= 1 else ")"
     if res.cpu and res.landed > 0:
         per = unit.removesuffix("/s").rstrip("s").replace("value change", "change")
         cpu += f"; the collector spent {res.cpu['collector'] * 1e4 / res.landed:.0f} us of CPU per {per}"
@@ -405,19 +442,29 @@ def result_row(res: ProtocolResult, ramp: list[ProtocolResult] | None = None) ->
         details.append("the sink had fallen back to replaying its disk buffer")
     if res.warnings:
         details.append(f"collector log: {len(res.warnings)} warning(s), first: {res.warnings[0]}")
-    if ramp:
-        best = next((r for r in ramp if r.sustained), None)
-        steps = "; ".join(f"{r.config.rate:,.0f} offered → {r.landed:,.0f} landed, p95 {_fmt_s(r.latency.p95_s)}"
-                          for r in ramp)
-        details.append(f"ramp down: {steps}; highest sustained: "
-                       + (f"{best.landed:,.0f} {unit}" if best else "none of the steps"))
     if res.error:
         details.insert(0, f"ERROR: {res.error}")
     return {"benchmark": titles[res.protocol], "result": result,
             "target": f"≥ {TARGETS[res.protocol]:,.0f} {unit}, p95 < {LATENCY_TARGET_S:g} s",
             "pass": res.passed, "detail": "; ".join(d for d in details if d).replace("|", "/"),
-            "value": res.landed, "unit": unit,
+            "value": float(res.landed), "unit": unit,
             "metrics": _finite({**asdict(res), "ramp": [asdict(r) for r in ramp or []]})}
+
+
+def ramp_row(protocol: str, ramp: list[ProtocolResult]) -> dict[str, Any]:
+    """The reference row of a ramp down: the highest offered rate that was sustained, and every step."""
+    unit = UNITS[protocol]
+    best = next((r for r in ramp if r.sustained), None)
+    steps = " / ".join(f"{r.offered:,.0f} offered → {r.landed:,.0f} landed, p95 {_fmt_s(r.latency.p95_s)}"
+                       + _trend(r.latency) + (f" ({r.error})" if r.error else "") for r in ramp)
+    result = (f"{best.landed:,.0f} {unit}; latency p50 {_fmt_s(best.latency.p50_s)}, p95 "
+              f"{_fmt_s(best.latency.p95_s)}" if best else f"none of the steps down to {ramp[-1].offered:,.0f} {unit}")
+    name = {"mqtt": "MQTT", "opcua": "OPC UA", "modbus": "Modbus"}[protocol]
+    return {"benchmark": f"{name}: highest rate sustained on this machine (ramp down from the target)",
+            "result": result, "target": f"reference (sustained: ≥ 99 % of the offered load landed, p95 < "
+                                        f"{LATENCY_TARGET_S:g} s, median drift < {MAX_DRIFT_S:g} s)",
+            "detail": f"steps ({ramp[0].config.window_s:.0f} s windows): {steps}".replace("|", "/"),
+            "value": float(best.landed) if best else 0.0, "unit": unit}
 
 
 def _finite(obj: Any) -> Any:
@@ -441,10 +488,12 @@ def run_protocols(names: list[str], quick: bool) -> list[dict[str, Any]]:
             ramp: list[ProtocolResult] = []
             if not quick and not res.passed and not res.error:
                 for fraction in RAMP:
-                    cfg = replace(default_config(name, quick, fraction), window_s=15.0)
+                    cfg = default_config(name, quick, fraction)
                     sys.stderr.write(f"bench {name}: ramp step {cfg.rate:,.0f}/s\n")
                     ramp.append(bench_protocol(stack, name, cfg))
                     if ramp[-1].sustained:
                         break
             rows.append(result_row(res, ramp))
+            if ramp:
+                rows.append(ramp_row(name, ramp))
     return rows

@@ -1,8 +1,8 @@
 """Load generators for the end-to-end protocol benchmarks, each run as its own process.
 
-``python -m lingtan.bench.protocols_load mqtt --port P --topics 0:1040 --rate 10400 --report F``
+``python -m lingtan.bench.protocols_load mqtt --port P --prefix bench/run1 --topics 0:1040 --rate 10400 --report F``
     publishes QoS 1 JSON messages ``{"ts": <epoch ms now>, "energy": {"total": x},
-    "power": {"value": y}}`` round-robin to topics ``bench/m<i>`` (paho-mqtt), paced per 100 ms.
+    "power": {"value": y}}`` round-robin to topics ``<prefix>/m<i>`` (paho-mqtt), paced per 100 ms.
 
 ``python -m lingtan.bench.protocols_load opcua --port P --nodes 2500 --rate 5200 --report F``
     serves ``--nodes`` Double variables ``ns=<urn:lingtan:bench-load>;s=load.<i>`` (asyncua) and
@@ -10,9 +10,11 @@
 
 Both print ``ready`` on stdout once they accept connections, generate load until SIGTERM,
 then write a JSON report to ``--report``: ``{"per_second": {"<epoch s>": n, ...}, "total": n,
-"max_behind_s": s}`` counting the values by the second of their own timestamp, so the benchmark
-can tell what was offered in its measurement window. ``max_behind_s`` is how far the generator
-fell behind its schedule at worst (a CPU-starved generator offers less than asked).
+"max_behind_s": s, "ack_delays": [[epoch s, delay s], ...]}`` counting the values by the second of
+their own timestamp, so the benchmark can tell what was offered in its measurement window.
+``max_behind_s`` is how far the generator fell behind its schedule at worst (a CPU-starved
+generator offers less than asked); ``ack_delays`` (MQTT only) samples how long 1 % of the
+messages waited from ``publish()`` to the broker's PUBACK, i.e. queued in the "device".
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ MQTT_TICK_S = 0.1
 OPCUA_TICK_S = 0.05
 
 
-def mqtt_topic(i: int) -> str:
+def mqtt_topic(prefix: str, i: int) -> str:
     """Topic of meter ``i`` (shared with the benchmark's park model)."""
-    return f"bench/m{i}"
+    return f"{prefix}/m{i}"
 
 
 def opcua_node(i: int) -> str:
@@ -58,9 +60,11 @@ class _Report:
         self.ack_delays: list[tuple[int, float]] = []  # (epoch s of the message, delay [s])
 
     def behind(self, seconds: float) -> None:
+        """Note that the generator is ``seconds`` behind its schedule (negative: ahead)."""
         self.max_behind_s = max(self.max_behind_s, seconds)
 
     def write(self) -> None:
+        """Write the report atomically to :attr:`path`."""
         data = {"per_second": {str(k): v for k, v in sorted(self.per_second.items())},
                 "total": sum(self.per_second.values()), "max_behind_s": round(self.max_behind_s, 3),
                 "ack_delays": [[s, round(d, 4)] for s, d in self.ack_delays]}
@@ -70,6 +74,7 @@ class _Report:
 
 
 def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -79,7 +84,8 @@ def _stop_event() -> threading.Event:
 # --------------------------------------------------------------------------- MQTT
 
 
-def run_mqtt(port: int, first: int, count: int, rate: float, report: _Report, stop: threading.Event) -> None:
+def run_mqtt(port: int, prefix: str, first: int, count: int, rate: float, report: _Report,
+             stop: threading.Event) -> None:
     """Publish ``rate`` messages/s round-robin to topics ``first .. first+count-1`` until ``stop``.
 
     Every 100 ms the messages due by then are published (a generator that fell behind catches
@@ -112,7 +118,7 @@ def run_mqtt(port: int, first: int, count: int, rate: float, report: _Report, st
         if not connected.wait(10):
             raise SystemExit(f"MQTT load: no CONNACK from 127.0.0.1:{port}")
         print("ready", flush=True)
-        topics = [mqtt_topic(first + i) for i in range(count)]
+        topics = [mqtt_topic(prefix, first + i) for i in range(count)]
         last_ts = [0] * count
         totals = [0] * count
         publish = client.publish
@@ -224,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="protocol", required=True)
     m = sub.add_parser("mqtt", help="QoS 1 publisher")
     m.add_argument("--port", type=int, required=True)
-    m.add_argument("--topics", required=True, help="FIRST:COUNT, e.g. 0:1040 for bench/m0 .. bench/m1039")
+    m.add_argument("--prefix", default="bench", help="topics are PREFIX/m<i>")
+    m.add_argument("--topics", required=True, help="FIRST:COUNT, e.g. 0:1040 for PREFIX/m0 .. PREFIX/m1039")
     o = sub.add_parser("opcua", help="asyncua server whose variables change")
     o.add_argument("--port", type=int, required=True)
     o.add_argument("--nodes", type=int, required=True)
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.protocol == "mqtt":
             first, count = (int(x) for x in args.topics.split(":"))
-            run_mqtt(args.port, first, count, args.rate, report, stop)
+            run_mqtt(args.port, args.prefix, first, count, args.rate, report, stop)
         else:
             if args.lean:
                 _lean_server()
