@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +142,7 @@ def terminate(proc: psutil.Process, timeout: float = 10.0, *, group: bool = True
     raise ServiceError(f"pid {proc.pid} survived SIGKILL")
 
 
-class _LocalServer:
+class _LocalServer(ABC):
     """Shared machinery: render the config, spawn detached, pid file, health wait, stop."""
 
     name = ""  # state sub-dir and template stem
@@ -159,12 +160,13 @@ class _LocalServer:
         self.log_path = self.state_dir / "logs" / f"{self.binary_name}.log"
         self._popen: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def _template_vars(self) -> dict[str, str]:
-        raise NotImplementedError
+        """Values substituted into the server's config template."""
 
+    @abstractmethod
     def is_healthy(self) -> bool:
         """True if the server answers its health probe on ``self.port``."""
-        raise NotImplementedError
 
     def _process(self) -> psutil.Process | None:
         if self._popen is not None and self._popen.poll() is None:  # our own child: no need for the pid file
