@@ -406,13 +406,16 @@ def test_demo_park_simulator_collector_restart_without_gaps(mosquitto: Any, infl
         rec = json.loads(raw)
         if rec.get("protocol") == "mqtt" and "fault" not in rec:
             published.setdefault(rec["point"], set()).add(rec["ts_ms"] * 1_000_000)
+    first_ns = min(min(v) for v in published.values())
     stamps: dict[str, list[int]] = {}
     dq_records: list[tuple[str, list]] = []
     for s in influx_db.series('SELECT * FROM /.*/ WHERE "protocol" = \'mqtt\' GROUP BY "point"', epoch="ns"):
         if s["name"] == "data_quality":
             dq_records.extend((s["tags"]["point"], row) for row in s["values"])
         elif s["tags"]["point"]:
-            stamps.setdefault(s["tags"]["point"], []).extend(row[0] for row in s["values"])
+            # only this run's readings: the shared broker may still hold other tests' demo-topic
+            # messages for the collector's persistent session (see the closing note of issue #2)
+            stamps.setdefault(s["tags"]["point"], []).extend(row[0] for row in s["values"] if row[0] >= first_ns)
     # data-quality records (a stale check on a loaded machine, say) are not raw readings; this
     # test is about the raw series, so they are only kept for the failure message
     assert len(stamps) == 82
