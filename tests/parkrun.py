@@ -77,13 +77,17 @@ class ParkRun:
             return {}
 
     def wait_drained(self, timeout_s: float = 120) -> None:
-        """Until every collector has written all it accepted (buffers empty)."""
+        """Until every collector has written all it had accepted when this was called.
+
+        (Under a continuous stream the buffer is rarely empty at the instant a status file is
+        written, so the test is on the counts, not on an empty buffer.)
+        """
         deadline = time.monotonic() + timeout_s
         names = ("collector-opcua", "collector-modbus", "collector-mqtt")
+        targets = {n: self.collector_status(n).get("accepted", 0) for n in names}
         while time.monotonic() < deadline:
-            sts = [self.collector_status(n) for n in names]
-            if all(s and s.get("buffer_bytes", 1) == 0 and not s.get("replaying") and
-                   time.time() - s.get("updated", 0) < 15 for s in sts):
+            sts = {n: self.collector_status(n) for n in names}
+            if all(s and s.get("written", 0) >= targets[n] and not s.get("replaying") for n, s in sts.items()):
                 return
             time.sleep(1)
         raise AssertionError(f"collectors did not drain: {[self.collector_status(n) for n in names]}")
