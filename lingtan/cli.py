@@ -253,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.state_dir is None and os.environ.get("LINGTAN_STATE_DIR") is None:
-        args.state_dir = None
     return int(args.func(args) or 0)
 
 
