@@ -79,12 +79,14 @@ class InfluxClient:
         resp = self._request("GET", "/ping")
         return resp.headers.get("X-Influxdb-Version", "unknown")
 
-    def write_lines(self, lines: list[str] | str, precision: str = "ns") -> None:
-        """POST line protocol. Raises :class:`InfluxError` on any failure."""
-        body = lines if isinstance(lines, str) else "\n".join(lines)
-        if not body:
+    def write_lines(self, lines: list[str] | str | bytes, precision: str = "ns") -> None:
+        """POST line protocol (lines, one text, or UTF-8 bytes). Raises :class:`InfluxError` on any failure."""
+        if isinstance(lines, bytes):
+            data = lines
+        else:
+            data = (lines if isinstance(lines, str) else "\n".join(lines)).encode("utf-8")
+        if not data:
             return
-        data = body.encode("utf-8")
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.gzip_writes and len(data) > 4096:
             data = gzip.compress(data, compresslevel=1)

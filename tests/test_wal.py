@@ -95,3 +95,25 @@ def test_survives_sigkill_of_the_writing_process(tmp_path):
 
 def test_position_ordering():
     assert Position(1, 500) < Position(2, 0) < Position(2, 1)
+
+
+def test_read_encoded_returns_whole_lines_across_segments(tmp_path):
+    """Byte-bounded reads give every line once, in order, never a partial line."""
+    wal = WriteAheadLog(tmp_path, segment_bytes=100)
+    expected = [f"measurement,tag=t{'x' * (i % 13)} field={i} {i}" for i in range(60)]
+    for i in range(0, 60, 3):
+        wal.append(expected[i:i + 3])
+    got: list[str] = []
+    for max_bytes in (1, 37, 500, 10_000):  # 1 byte: still one whole line per read
+        wal.rewind_reader()
+        got = []
+        while True:
+            body, n, pos = wal.read_encoded(max_bytes)
+            if not n:
+                assert body == b""
+                break
+            assert body.endswith(b"\n") and body.count(b"\n") == n
+            got += body.decode().splitlines()
+        assert got == expected, max_bytes
+        assert pos == wal.end
+    wal.close()

@@ -146,11 +146,47 @@ class PointProcessor:
         return out
 
     def good_many(self, readings: list[tuple[str, float, int]]) -> list[str]:
-        """:meth:`good` for many ``(point id, raw, ts_ns)`` readings; one list of lines."""
+        """:meth:`good` for many ``(point id, raw, ts_ns)`` readings; one list of lines.
+
+        The common case (a finite float in range; for a counter, in order and not going
+        backwards) is handled inline; everything else goes through :meth:`good`, so the
+        result is exactly that of calling :meth:`good` reading by reading.
+        """
         out: list[str] = []
+        append = out.append
+        state = self._state
         good = self.good
+        now = time.monotonic()
+        fast = 0
+        last_ts, ts_text = None, ""  # readings of one message or request share a timestamp
         for point_id, raw, ts_ns in readings:
+            st = state[point_id]
+            if raw.__class__ is int and -2**53 <= raw <= 2**53:  # register values: exact as float
+                raw = float(raw)
+            if raw.__class__ is float:
+                value = (raw * st.scale + st.offset) * st.factor
+                if st.lo <= value <= st.hi:
+                    if not st.counter:
+                        st.seen = now
+                        st.stale_reported = 0.0
+                        fast += 1
+                        if ts_ns != last_ts:
+                            last_ts, ts_text = ts_ns, f" {ts_ns}"
+                        append(f"{st.prefix}{value!r}{ts_text}")
+                        continue
+                    last = st.raw
+                    # raw - raw == 0 rules out inf and NaN without a call
+                    if ts_ns >= st.ts_ns and (last is None or raw >= last) and raw - raw == 0.0:
+                        st.raw, st.ts_ns = raw, ts_ns
+                        st.seen = now
+                        st.stale_reported = 0.0
+                        fast += 1
+                        if ts_ns != last_ts:
+                            last_ts, ts_text = ts_ns, f" {ts_ns}"
+                        append(f"{st.prefix}{value!r}{ts_text}")
+                        continue
             out += good(point_id, raw, ts_ns)
+        self.points_in += fast
         return out
 
     def bad(self, point_id: str, reason: str, ts_ns: int, detail: str, raw: float | None = None) -> list[str]:

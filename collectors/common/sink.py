@@ -70,8 +70,10 @@ class Sink:
         self.max_inflight = max_inflight
         self.on_rejected = on_rejected
         self.stats = SinkStats()
+        self._bytes_accepted = 0
         self._rejected_path = Path(buffer_dir) / "rejected.lp"
-        self._queue: deque[tuple[list[str], Position, float]] = deque()
+        # (encoded lines, line count, WAL position after them, time accepted)
+        self._queue: deque[tuple[bytes, int, Position, float]] = deque()
         self._queued_lines = 0
         self._cond = threading.Condition()
         # start in replay mode when the log holds lines not yet committed (after a crash)
@@ -90,19 +92,21 @@ class Sink:
         if not lines:
             return
         now = time.time()
+        n = len(lines)
         with self._cond:
-            pos = self.wal.append(lines)
-            self.stats.accepted += len(lines)
+            pos, data = self.wal.append_encoded(lines)
+            self.stats.accepted += n
+            self._bytes_accepted += len(data)
             if not self._disk_mode:
-                if self._queued_lines + len(lines) > self.queue_size:
+                if self._queued_lines + n > self.queue_size:
                     # memory queue full: from here on the writer reads from the disk buffer
                     self._disk_mode = True
                     self.stats.replaying = True
                     self._queue.clear()
                     self._queued_lines = 0
                 else:
-                    self._queue.append((lines, pos, now))
-                    self._queued_lines += len(lines)
+                    self._queue.append((data, n, pos, now))
+                    self._queued_lines += n
             self._cond.notify()
 
     @property
@@ -136,7 +140,8 @@ class Sink:
         self.wal.close()
 
     # ------------------------------------------------------------------ writer side
-    def _next_batch(self, idle_wait_s: float) -> tuple[list[str], Position, float | None] | None:
+    def _next_batch(self, idle_wait_s: float) -> tuple[bytes | list[str], int, Position, float | None] | None:
+        """The next batch: encoded lines from the memory queue, or lines read back from disk."""
         with self._cond:
             if not self._disk_mode and not self._queue:
                 self._cond.wait(idle_wait_s)
@@ -148,25 +153,29 @@ class Sink:
             elif self._queue:
                 # wait briefly for a fuller batch unless one is ready
                 if self._queued_lines < self.batch_size:
-                    first_t = self._queue[0][2]
+                    first_t = self._queue[0][3]
                     wait = self.flush_interval_s - (time.time() - first_t)
                     if wait > 0 and not self._stop.is_set():
                         self._cond.wait(min(wait, idle_wait_s))
                 if self._disk_mode:
                     return None
-                lines: list[str] = []
+                chunks: list[bytes] = []
+                n = 0
                 pos = self.wal.reader_position
-                first = self._queue[0][2] if self._queue else None
-                while self._queue and len(lines) < self.batch_size:
-                    chunk, pos, _ = self._queue.popleft()
-                    self._queued_lines -= len(chunk)
-                    lines.extend(chunk)
+                first = self._queue[0][3] if self._queue else None
+                while self._queue and n < self.batch_size:
+                    data, count, pos, _ = self._queue.popleft()
+                    self._queued_lines -= count
+                    chunks.append(data)
+                    n += count
                 self.wal.seek_reader(pos)
-                return lines, pos, first
+                return b"".join(chunks), n, pos, first
             else:
                 return None
-        lines, pos = self.wal.read(self.batch_size)
-        return (lines, pos, None) if lines else None
+        # replay from disk: about batch_size lines, sized by the average line accepted so far
+        avg = self._bytes_accepted / self.stats.accepted if self.stats.accepted else 200.0
+        body, n, pos = self.wal.read_encoded(max(4096, int(self.batch_size * avg)))
+        return (body, n, pos, None) if n else None
 
     def _run(self) -> None:
         """Read batches in order, keep up to ``max_inflight`` writes going, commit in order.
@@ -197,31 +206,35 @@ class Sink:
                 batch = self._next_batch(0.05 if inflight else self.flush_interval_s)
                 if batch is None:
                     continue
-                lines, pos, first = batch
-                inflight.append((pool.submit(self._write_until_done, lines), pos, first, len(lines)))
+                body, n, pos, first = batch
+                inflight.append((pool.submit(self._write_until_done, body, n), pos, first, n))
 
-    def _write_until_done(self, lines: list[str]) -> None:
+    def _write_until_done(self, body: bytes | list[str], n: int) -> None:
         delay = self.retry_initial_s
         while True:
             try:
-                self._write(lines)
+                self._write(body)
                 return
             except InfluxError as exc:
                 self.stats.write_errors += 1
                 self.stats.last_error = str(exc)
                 log.warning("InfluxDB write failed (%d lines kept in the disk buffer, retry in %.1fs): %s",
-                            len(lines), delay, exc)
+                            n, delay, exc)
                 if self._stop.wait(delay):
                     raise _Stopped from exc
                 delay = min(delay * 2, self.retry_max_s)
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, lines: bytes | list[str]) -> None:
         """Write ``lines``; isolate and quarantine lines InfluxDB rejects as invalid."""
         try:
             self.client.write_lines(lines)
         except InfluxError as exc:
             if exc.retryable or exc.status in (401, 403, 404):
                 raise  # server or credentials problem: keep the batch and retry later
+            if isinstance(lines, bytes):
+                lines = lines.decode("utf-8").split("\n")
+                if lines and not lines[-1]:
+                    lines.pop()
             if len(lines) == 1:
                 self._quarantine(lines[0], str(exc))
                 return

@@ -92,8 +92,16 @@ class WriteAheadLog:
     # ------------------------------------------------------------------ writer side
     def append(self, lines: list[str]) -> Position:
         """Append lines; return the position after them. Thread-safe."""
+        return self.append_encoded(lines)[0]
+
+    def append_encoded(self, lines: list[str]) -> tuple[Position, bytes]:
+        """Append lines; return the position after them and the bytes written.
+
+        The bytes (each line ending in a newline) let a caller send the same lines on
+        without encoding them a second time.
+        """
         if not lines:
-            return self.end
+            return self.end, b""
         data = ("\n".join(lines) + "\n").encode("utf-8")
         with self._lock:
             if self._tail_size and self._tail_size + len(data) > self.segment_bytes:
@@ -104,7 +112,7 @@ class WriteAheadLog:
             self._tail.write(data)
             self._tail.flush()
             self._tail_size += len(data)
-            return Position(self._tail_no, self._tail_size)
+            return Position(self._tail_no, self._tail_size), data
 
     @property
     def end(self) -> Position:
@@ -151,6 +159,43 @@ class WriteAheadLog:
                 break
         self._reader_pos = pos
         return lines, pos
+
+    def read_encoded(self, max_bytes: int) -> tuple[bytes, int, Position]:
+        """Read whole lines, about ``max_bytes`` of them (at least 64 KiB), from the reader position.
+
+        Returns the bytes (each line ending in a newline), the number of lines, and the
+        position after them. The lines are not decoded: they go to InfluxDB as they are.
+        """
+        chunks: list[bytes] = []
+        n = 0
+        size = 0
+        pos = self._reader_pos
+        end = self.end
+        while size < max_bytes and pos < end:
+            if pos.segment < end.segment and pos.offset >= self._segment_size(pos.segment):
+                pos = Position(pos.segment + 1, 0)
+                continue
+            f = self._open_reader(pos.segment)
+            f.seek(pos.offset)
+            limit = end.offset - pos.offset if pos.segment == end.segment else None
+            budget = max(max_bytes - size, 1 << 16)
+            chunk = f.read(budget if limit is None else min(budget, limit))
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                if len(chunk) < budget:
+                    break  # only a partial line left (cannot happen after _repair_tail)
+                more = f.readline()  # one line longer than the budget
+                chunk += more
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    break
+            chunk = chunk[: cut + 1]
+            chunks.append(chunk)
+            n += chunk.count(b"\n")
+            size += len(chunk)
+            pos = Position(pos.segment, pos.offset + len(chunk))
+        self._reader_pos = pos
+        return b"".join(chunks), n, pos
 
     def _segment_size(self, n: int) -> int:
         try:

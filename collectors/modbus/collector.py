@@ -294,12 +294,14 @@ class ModbusPoller:
                     return out
                 out += self.processor.device_event(err.reason, ts_ns, err.detail, req.point_ids)
                 continue
+            readings = []
             for field, value in req.decode(registers):
                 if isinstance(value, DecodeError):
                     self.stats.parse_errors += 1
                     out += self.processor.bad(field.point_id, "parse_error", ts_ns, f"{req.label()}: {value}")
                 else:
-                    out += self.processor.good(field.point_id, value, ts_ns)
+                    readings.append((field.point_id, value, ts_ns))
+            out += self.processor.good_many(readings)
         if unit.failures:
             log.info("device %s: unit %d answers again after %d failed poll(s)", self.device.id, unit.unit_id,
                      unit.failures)

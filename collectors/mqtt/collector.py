@@ -15,7 +15,6 @@ sends it again.
 from __future__ import annotations
 
 import logging
-import select
 import signal
 import threading
 import time
@@ -27,6 +26,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from lingtan.collectors.common.runtime import CollectorRuntime
+from lingtan.collectors.mqtt.client import BufferedClient
 from lingtan.collectors.mqtt.payload import PayloadDecoder, group_by_topic
 from lingtan.park.model import MqttDevice
 
@@ -79,8 +79,8 @@ class MqttDeviceCollector:
         self._stopped = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name=f"mqtt-{device.id}-flush", daemon=True)
         self._last_log = -1e18
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                  protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
+        self.client = BufferedClient(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                     protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password or None)
         self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
@@ -159,7 +159,7 @@ class MqttDeviceCollector:
             self._warn("MQTT %s: lost the broker %s:%d (%s); reconnecting with backoff", self.device.id,
                        self.host, self.port, reason)
 
-    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             lines = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
         except Exception as exc:  # a bug, not bad data: record it instead of killing paho's thread
@@ -176,24 +176,10 @@ class MqttDeviceCollector:
             self._lines.extend(lines)
             if msg.qos > 0:
                 self._acks.append((msg.mid, msg.qos))
-            if len(self._acks) >= self.batch_max or not self._more_to_read(client):
+            if len(self._acks) >= self.batch_max or not self.client.more_to_read():
                 self._flush(ack=True)
 
     # ------------------------------------------------------------------ batching
-    @staticmethod
-    def _more_to_read(client: mqtt.Client) -> bool:
-        """True if the next message has (at least partly) arrived already."""
-        sock = client.socket()
-        if sock is None:
-            return False
-        pending = getattr(sock, "pending", None)  # TLS: bytes decrypted but not read yet
-        if pending is not None and pending():
-            return True
-        try:
-            return bool(select.select([sock], [], [], 0)[0])
-        except (OSError, ValueError):
-            return False
-
     def _flush_loop(self) -> None:
         """Submit and acknowledge a batch that waited longer than BATCH_MAX_AGE_S."""
         while not self._stopped.wait(BATCH_MAX_AGE_S / 2):
@@ -217,8 +203,10 @@ class MqttDeviceCollector:
             self.stats.batches += 1
         self._lines, self._acks = [], []
         if ack:
+            self.client.puback_many([mid for mid, qos in acks if qos == 1])
             for mid, qos in acks:
-                self.client.ack(mid, qos)
+                if qos != 1:
+                    self.client.ack(mid, qos)
             self.stats.acked += len(acks)
 
     def _warn(self, msg: str, *args: object) -> None:

@@ -113,10 +113,11 @@ class PayloadDecoder:
             detail = f"topic {topic}: timestamp {self.timestamp_path!r} {what}"
             return proc.device_event("parse_error", received_ns or time.time_ns(), detail, binding.point_ids)
         out: list[str] = []
+        readings = []
         for point_id, path, keys in binding.points:
             value = lookup(doc, keys)
             if value is _MISSING:
                 out += proc.bad(point_id, "parse_error", ts_ns, f"topic {topic}: field {path!r} missing")
             else:
-                out += proc.good(point_id, value, ts_ns)  # type: ignore[arg-type]
-        return out
+                readings.append((point_id, value, ts_ns))
+        return out + proc.good_many(readings) if out else proc.good_many(readings)

@@ -319,7 +319,7 @@ def hang(*args):
 if mode == "before_submit":  # the process dies after receiving, before the lines are durable
     runtime.submit = hang
 else:  # "before_ack": the lines are in the write-ahead log, the acknowledgements not sent
-    device.client.ack = hang
+    device.client.puback_many = hang
 collector.run(threading.Event())
 """
 

@@ -2,7 +2,8 @@
 
 ``python -m lingtan.bench.protocols_load mqtt --port P --prefix bench/run1 --topics 0:1040 --rate 10400 --report F``
     publishes QoS 1 JSON messages ``{"ts": <epoch ms now>, "energy": {"total": x},
-    "power": {"value": y}}`` round-robin to topics ``<prefix>/m<i>`` (paho-mqtt), paced per 100 ms.
+    "power": {"value": y}}`` round-robin to topics ``<prefix>/m<i>`` (MQTT 3.1.1 on the wire, see
+    :mod:`lingtan.bench.mqtt_wire`), paced per 100 ms.
 
 ``python -m lingtan.bench.protocols_load opcua --port P --nodes 2500 --rate 5200 --report F``
     serves ``--nodes`` Double variables ``ns=<urn:lingtan:bench-load>;s=load.<i>`` (asyncua) and
@@ -33,8 +34,8 @@ from pathlib import Path
 OPCUA_NAMESPACE = "urn:lingtan:bench-load"
 #: variables per OPC UA object (asyncua adds children in O(siblings): keep objects small, like meters)
 NODES_PER_OBJECT = 100
-#: paho keeps at most this many QoS 1 messages unacknowledged; see :func:`run_mqtt`
-MQTT_INFLIGHT = 100
+#: QoS 1 messages the MQTT load generator keeps unacknowledged at most; see :func:`run_mqtt`
+MQTT_INFLIGHT = 2000
 MQTT_TICK_S = 0.1
 OPCUA_TICK_S = 0.05
 
@@ -90,70 +91,57 @@ def run_mqtt(port: int, prefix: str, first: int, count: int, rate: float, report
 
     Every 100 ms the messages due by then are published (a generator that fell behind catches
     up). Each topic's timestamps strictly increase, so no two messages of a series share an
-    InfluxDB timestamp. paho's in-flight window stays at :data:`MQTT_INFLIGHT`: paho 2.2.0 walks
-    its whole list of outgoing messages on every PUBACK (``Client._update_inflight``), so a large
-    window makes each message cost O(window) — 10,000 in flight cost ~500 us per message here.
+    InfluxDB timestamp. At most :data:`MQTT_INFLIGHT` messages are unacknowledged, like a
+    device with a bounded send queue. The publisher is :class:`~lingtan.bench.mqtt_wire.LeanPublisher`
+    (QoS 1 on the wire, one socket write per tick) because paho's per-message cost made the
+    generator, not the system under test, the bottleneck on a small machine.
     """
-    import paho.mqtt.client as mqtt
+    from lingtan.bench.mqtt_wire import LeanPublisher, publish_qos1, topic_field
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"lingtan-bench-pub-{first}")
-    client.max_inflight_messages_set(MQTT_INFLIGHT)
-    client.max_queued_messages_set(0)  # unlimited: a slow broker shows up as latency, not as loss
-    connected = threading.Event()
-    client.on_connect = lambda *_: connected.set()
-    # PUBACK delays of every message whose mid is a multiple of 100: the network thread notes when
-    # such a mid was acknowledged, the publishing loop matches it with its own publish time (an
-    # acknowledgement older than the publish belongs to an earlier message with the same mid)
-    acked_at: dict[int, float] = {}
-    pending: list[tuple[int, float, int]] = []  # (mid, monotonic publish time, epoch s)
+    client = LeanPublisher("127.0.0.1", port, f"lingtan-bench-pub-{first}", window=MQTT_INFLIGHT)
+    # PUBACK delays of every message whose packet id is a multiple of 100
+    published_at: dict[int, tuple[float, int]] = {}  # packet id -> (monotonic publish time, epoch s)
 
-    def on_publish(_c: object, _u: object, mid: int, _rc: object, _p: object) -> None:
-        if mid % 100 == 0:
-            acked_at[mid] = time.monotonic()
+    def on_ack(packet_id: int, t_ack: float) -> None:
+        sent = published_at.pop(packet_id, None)
+        if sent is not None:
+            report.ack_delays.append((sent[1], t_ack - sent[0]))
 
-    client.on_publish = on_publish
-    client.connect("127.0.0.1", port, keepalive=30)
-    client.loop_start()
+    client.on_ack = on_ack
     try:
-        if not connected.wait(10):
-            raise SystemExit(f"MQTT load: no CONNACK from 127.0.0.1:{port}")
         print("ready", flush=True)
-        topics = [mqtt_topic(prefix, first + i) for i in range(count)]
+        topics = [topic_field(mqtt_topic(prefix, first + i)) for i in range(count)]
         last_ts = [0] * count
         totals = [0] * count
-        publish = client.publish
         per_second = report.per_second
+        next_id = client.next_packet_id
         k = sent = 0
         start = time.monotonic()
         while not stop.is_set():
             due = int(rate * (time.monotonic() - start + MQTT_TICK_S))
+            packets = []
+            now_ms = time.time_ns() // 1_000_000
+            t_pub = time.monotonic()
             for _ in range(due - sent):
                 i = k % count
                 k += 1
-                ts = max(time.time_ns() // 1_000_000, last_ts[i] + 1)
+                ts = max(now_ms, last_ts[i] + 1)
                 last_ts[i] = ts
                 totals[i] += 1
-                payload = f'{{"ts": {ts}, "energy": {{"total": {totals[i]}.0}}, "power": {{"value": {50 + k % 100 / 10:.1f}}}}}'
-                t_pub = time.monotonic()
-                mid = publish(topics[i], payload, qos=1).mid
+                payload = (f'{{"ts": {ts}, "energy": {{"total": {totals[i]}.0}}, '
+                           f'"power": {{"value": {50 + k % 100 / 10:.1f}}}}}').encode()
+                packet_id = next_id()
+                if packet_id % 100 == 0:
+                    published_at[packet_id] = (t_pub, ts // 1000)
+                packets.append(publish_qos1(topics[i], packet_id, payload))
                 per_second[ts // 1000] += 1
-                if mid % 100 == 0:
-                    pending.append((mid, t_pub, ts // 1000))
+            client.publish_many(packets, stop)
             sent = max(sent, due)
-            waiting = []
-            for mid, t_pub, second in pending:
-                t_ack = acked_at.get(mid, 0.0)
-                if t_ack >= t_pub:
-                    report.ack_delays.append((second, t_ack - t_pub))
-                else:
-                    waiting.append((mid, t_pub, second))
-            pending = waiting
             tick = start + (sent / rate) if rate > 0 else time.monotonic() + MQTT_TICK_S
             report.behind(time.monotonic() - tick)
             stop.wait(max(0.0, tick - time.monotonic()))
     finally:
-        client.disconnect()
-        client.loop_stop()
+        client.close()
 
 
 # --------------------------------------------------------------------------- OPC UA
