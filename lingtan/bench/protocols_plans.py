@@ -130,7 +130,7 @@ def plan_mqtt(stack: BenchStack, cfg: BenchConfig, park_id: str, tmp: Path) -> P
                                      f"{bounds[k]}:{bounds[k + 1] - bounds[k]}", "--rate",
                                      cfg.rate / cfg.generators, "--report", plan.reports[-1]))
     plan.cleanup = functools.partial(forget_mqtt_session, stack.mosquitto.port, f"lingtan-{park_id}-gw")
-    plan.describe = (f"{cfg.generators} paho publisher process(es), QoS 1, {cfg.size:,} topics at "
+    plan.describe = (f"{cfg.generators} publisher process(es) (MQTT 3.1.1 on the wire, lingtan.bench.mqtt_wire), QoS 1, {cfg.size:,} topics at "
                      f"{cfg.rate / cfg.size:.3g} msg/s each, 2 values per message")
     return plan
 
