@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import lingtan
@@ -14,6 +16,7 @@ from lingtan.park import Park, load_park
 from lingtan.park.carriers import Carrier, ElectricityRole, Kind
 from lingtan.park.index import iter_points
 from lingtan.park.model import FlowEdge, Meter, credit_code_check_char
+from lingtan.simulate.models import ParkRates
 
 DEMO_PARK = Path(lingtan.__file__).parent / "data" / "demo_park.yaml"
 
@@ -175,3 +178,35 @@ def test_demo_topology_edges_resolve(demo: Park) -> None:
     for node in demo.topology.nodes:
         if node.kind == "unit":
             assert node.unit in units
+
+
+def test_demo_sub_meters_and_directions(demo: Park) -> None:
+    """Every tenant's electricity, gas, steam and water is a sub-meter of a park supply meter."""
+    meters = {m.id: (e.id, m) for e in demo.enterprises for u in e.units for m in u.meters}
+    for mid, (ent, m) in meters.items():
+        if ent == "e00" or m.carrier in (Carrier.diesel, Carrier.cooling, Carrier.heat):
+            continue
+        if m.carrier is Carrier.electricity and {p.role for p in m.points} != {ElectricityRole.consumption}:
+            continue
+        if mid == "m-e02-whr":  # recovered heat, produced inside e02
+            assert m.direction.value == "out"
+            continue
+        assert m.parent is not None, mid
+        assert meters[m.parent][0] == "e00", (mid, m.parent)
+    assert meters["m-bio-fuel"][1].counted is False
+    assert {mid for mid, (_, m) in meters.items() if m.direction.value == "out"} == {
+        "m-boiler1-steam", "m-boiler2-steam", "m-chp-heat", "m-chiller-cool", "m-e02-whr"}
+
+
+def test_simulated_parent_reads_its_own_use_plus_its_sub_meters(demo: Park) -> None:
+    rates_model = ParkRates(demo, seed=3, step_s=60.0)
+    rates = rates_model.next_chunk(pd.date_range("2026-06-03T10:00", periods=30, freq="min", tz="Asia/Shanghai"))
+    checked = 0
+    for parent, kids in rates_model.children.items():
+        if parent == "m-grid-main":
+            continue  # the grid meter reads the park's net exchange, not a sum
+        total = sum(rates[(k.id, "main")] for k in kids)
+        own = rates[(parent, "main")] - total
+        assert np.all(own > 0), parent  # its own use (losses, blow-down, unmetered), never negative
+        checked += 1
+    assert checked == 7  # tx1, tx2, gas main, water main, purchased steam, boiler 1 and 2 steam

@@ -131,6 +131,8 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
             if reach is None or b1 > reach[1]:
                 reach = span
 
+    errors += _meter_parents(meters, meter_ids)
+
     nodes: dict[str, int] = {}
     for ni, node in enumerate(park.topology.nodes):
         if node.id in nodes:
@@ -161,4 +163,32 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
                 (*eloc, "point"),
                 f"meter {meter.id!r} has {len(counters)} counters {counters}; name the one measuring this edge in 'point'",
             ))
+    return errors
+
+
+def _meter_parents(meters: dict[str, Any], meter_ids: dict[str, Loc]) -> list[tuple[Loc, str]]:
+    """Sub-meter links: the parent exists, has the same carrier, and there is no cycle."""
+    errors: list[tuple[Loc, str]] = []
+    for mid, meter in meters.items():
+        loc = meter_ids[mid]
+        if meter.carrier is Carrier.electricity and meter.direction.value != "in":
+            errors.append(((*loc, "direction"), f"electricity meter {mid!r} states its direction through the "
+                           f"roles of its points, not with direction {meter.direction.value!r}"))
+        if meter.parent is None:
+            continue
+        parent = meters.get(meter.parent)
+        if parent is None:
+            errors.append(((*loc, "parent"), f"meter {mid!r} names unknown parent meter {meter.parent!r}"))
+            continue
+        if parent.carrier is not meter.carrier:
+            errors.append(((*loc, "parent"), f"meter {mid!r} ({meter.carrier.value}) cannot be a sub-meter of "
+                           f"{parent.id!r} ({parent.carrier.value})"))
+        seen = {mid}
+        up = parent
+        while up is not None:
+            if up.id in seen:
+                errors.append(((*loc, "parent"), f"meter {mid!r}: the parent chain loops back through {up.id!r}"))
+                break
+            seen.add(up.id)
+            up = meters.get(up.parent) if up.parent else None
     return errors

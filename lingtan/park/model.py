@@ -171,12 +171,29 @@ class Simulation(Strict):
     params: dict[str, float | str] = Field(default_factory=dict)
 
 
+class Direction(StrEnum):
+    """Which way a non-electricity meter's energy crosses its enterprise's boundary.
+
+    Electricity points state this through their role instead (docs/park-model.md).
+    """
+
+    in_ = "in"  # energy entering the enterprise (bought, or received from another one)
+    out = "out"  # produced inside by conversion (boiler steam, CHP heat, cooling, recovered heat)
+    export = "export"  # supplied outside the park boundary: deducted (GB/T 2589-2020 ch. 5)
+
+
 class Meter(Strict):
     id: Identifier
     name: str
     carrier: Carrier
     device: Identifier
     usage: Usage = Usage.production
+    # the meter upstream whose reading already includes this one (a sub-meter); same carrier
+    parent: Identifier | None = None
+    direction: Direction = Direction.in_
+    # False: measured for monitoring and balances only, never counted in energy or carbon totals
+    # (e.g. the fuel of a biomass plant whose electricity is counted as renewable generation)
+    counted: bool = True
     simulation: Simulation | None = None
     points: list[Point] = Field(min_length=1)
 

@@ -127,6 +127,20 @@ class ParkRates:
         self._wind = NoiseStream(weather, tau_s=3600.0)
         self._soc: dict[str, float] = {}
         self._plants = self._group_plants()
+        # sub-meters (``parent``): a parent reads its own simulated use plus its children, deepest first
+        self.children: dict[str, list[Meter]] = defaultdict(list)
+        for m in self.meters:
+            if m.parent is not None:
+                self.children[m.parent].append(m)
+        by_id = {m.id: m for m in self.meters}
+
+        def depth(m: Meter) -> int:
+            n = 0
+            while m.parent is not None and n < len(by_id):
+                m, n = by_id[m.parent], n + 1
+            return n
+
+        self._parents_bottom_up = sorted((by_id[pid] for pid in self.children), key=depth, reverse=True)
 
     # ------------------------------------------------------------------ set-up
 
@@ -163,10 +177,13 @@ class ParkRates:
                 continue
             out[(m.id, "main")] = self._single(m, times, weather)
         for plant in self._plants:
-            out.update(self._plant(plant, times))
+            out.update(self._plant(plant, times, out))
         for m in self.meters:
             if m.simulation is not None and m.simulation.model == "storage":
                 out.update(self._storage(m, times, weather))
+        for m in self._parents_bottom_up:
+            if (m.id, "main") in out and m.id not in coupled:  # a plant's output meter already follows its children
+                out[(m.id, "main")] = out[(m.id, "main")] + self._children_rate(m.id, out, n)
         for m in self.meters:
             if m.simulation is not None and m.simulation.model == "grid":
                 out.update(self._grid(m, times, out))
@@ -217,7 +234,16 @@ class ParkRates:
             non_workday_factor=None if nwf is None else float(nwf),
         )
 
-    def _plant(self, plant: _Plant, times: pd.DatetimeIndex) -> dict[ChannelKey, np.ndarray]:
+    def _children_rate(self, meter_id: str, rates: dict[ChannelKey, np.ndarray], n: int) -> np.ndarray:
+        """Sum of the ``main`` rates of a meter's sub-meters (zero without any)."""
+        total = np.zeros(n)
+        for child in self.children.get(meter_id, []):
+            if (child.id, "main") in rates:
+                total = total + rates[(child.id, "main")]
+        return total
+
+    def _plant(self, plant: _Plant, times: pd.DatetimeIndex,
+               rates: dict[ChannelKey, np.ndarray]) -> dict[ChannelKey, np.ndarray]:
         p, out = plant.params, {}
         ncv = _f(p, "ncv", physics.NCV_NATURAL_GAS)
         gas = plant.by_carrier(Carrier.natural_gas)
@@ -225,7 +251,8 @@ class ParkRates:
             steam = plant.by_carrier(Carrier.steam, Carrier.heat)
             if steam is None:  # a boiler with only its gas meter: the gas demand itself is the load
                 return {(m.id, "main"): self._load(m.id, _cap(m), p, times, 0.5) for m in plant.meters}
-            out_rate = self._load(steam.id, _cap(steam), p, times, 0.5)
+            # the boiler makes what its sub-meters take, plus its own load (blow-down, own use)
+            out_rate = self._load(steam.id, _cap(steam), p, times, 0.5) + self._children_rate(steam.id, rates, len(times))
             out[(steam.id, "main")] = out_rate
             rise = _f(p, "enthalpy_rise", physics.STEAM_ENTHALPY_RISE)
             steam_t = out_rate if steam.carrier is Carrier.steam else out_rate / rise  # a heat meter reads GJ/h

@@ -1,0 +1,196 @@
+"""Consumption from raw meter series, and its aggregation on the Asia/Shanghai calendar.
+
+Pure, vectorised functions on pandas objects. A raw series is what the collectors store
+(docs/schema.md): values in the canonical unit of the carrier, indexed by UTC timestamps.
+
+* :func:`counter_deltas` turns cumulative counter readings into the consumption of each
+  interval between readings, handling rollover at the register width, resets, duplicates
+  and late or out-of-order points.
+* :func:`rate_deltas` integrates instantaneous rates (trapezoidal rule), leaving gaps longer
+  than ``max_gap`` unintegrated and reporting them.
+* :func:`spread` distributes interval amounts over calendar periods in proportion to time,
+  so that a reading interval that spans an hour (or a gap that spans a day) is split
+  correctly; :func:`calendar_sum` adds them up per hour, day, month or year.
+
+All calendar periods are Asia/Shanghai (UTC+8, no daylight saving).
+
+References
+----------
+GB/T 2589-2020 综合能耗计算通则, ch. 6 (计算范围: the reporting period's consumption).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TZ = "Asia/Shanghai"
+#: period names accepted by :func:`period_starts`, with their pandas frequency
+FREQS = {"hour": "h", "day": "D", "month": "MS", "year": "YS"}
+
+
+def _clean(readings: pd.Series) -> pd.Series:
+    """Sorted by time, one value per timestamp (the last received wins), NaN dropped."""
+    s = readings.dropna()
+    if not s.index.is_monotonic_increasing:
+        s = s.sort_index(kind="stable")
+    if s.index.has_duplicates:
+        s = s[~s.index.duplicated(keep="last")]
+    s = s.astype(float)
+    s.index = pd.DatetimeIndex(s.index).as_unit("ns")  # asi8 below is nanoseconds
+    return s
+
+
+def counter_deltas(readings: pd.Series, modulus: float | None = None) -> pd.DataFrame:
+    """Consumption between consecutive readings of a cumulative counter.
+
+    Parameters
+    ----------
+    readings : pandas.Series
+        Counter values [canonical unit, e.g. kWh], indexed by tz-aware timestamps. Order,
+        duplicates and NaN do not matter (late points are sorted in; for a timestamp seen
+        twice the later value wins).
+    modulus : float, optional
+        Value at which the counter wraps [same unit], e.g. 2**32 × scale for a uint32
+        register. A drop of more than half the modulus is a rollover:
+        ``delta = value − previous + modulus``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per interval, indexed by the interval end, with columns ``start`` (the
+        previous reading's time), ``delta`` [unit, never negative] and ``event``
+        (``""``, ``"rollover"`` or ``"reset"``). A reset (any other drop) counts the new
+        reading as the consumption since the counter restarted from zero.
+    """
+    s = _clean(readings)
+    values = s.to_numpy()
+    if len(values) < 2:
+        return pd.DataFrame({"start": pd.Series(dtype=s.index.dtype), "delta": pd.Series(dtype=float),
+                             "event": pd.Series(dtype=object)}, index=s.index[:0])
+    diff = np.diff(values)
+    event = np.full(len(diff), "", dtype=object)
+    drop = diff < 0
+    if drop.any():
+        rolled = drop & (modulus is not None) & (-diff > (modulus or 0) / 2)
+        reset = drop & ~rolled
+        if modulus is not None:
+            diff = np.where(rolled, diff + modulus, diff)
+        diff = np.where(reset, values[1:], diff)
+        event[rolled] = "rollover"
+        event[reset] = "reset"
+    return pd.DataFrame({"start": s.index[:-1], "delta": np.maximum(diff, 0.0), "event": event},
+                        index=s.index[1:])
+
+
+def rate_deltas(rates: pd.Series, max_gap: pd.Timedelta | str = "15min") -> pd.DataFrame:
+    """Energy (or volume, mass) between consecutive samples of an instantaneous rate.
+
+    Parameters
+    ----------
+    rates : pandas.Series
+        Rate samples [canonical rate unit, always "per hour": kW, m3/h, t/h, GJ/h, L/h],
+        indexed by tz-aware timestamps.
+    max_gap : pandas.Timedelta or str
+        Longest interval that is integrated. A longer one is a gap: its ``delta`` is NaN,
+        because nothing is known about the rate in between.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by the interval end, columns ``start`` and ``delta`` [rate unit × h]
+        (trapezoidal rule: mean of the two samples × duration), and ``event`` (``"gap"``).
+    """
+    s = _clean(rates)
+    max_gap = pd.Timedelta(max_gap)
+    if len(s) < 2:
+        return pd.DataFrame({"start": pd.Series(dtype=s.index.dtype), "delta": pd.Series(dtype=float),
+                             "event": pd.Series(dtype=object)}, index=s.index[:0])
+    values = s.to_numpy()
+    seconds = np.diff(s.index.asi8) / 1e9
+    hours = seconds / 3600.0
+    delta = (values[1:] + values[:-1]) / 2.0 * hours
+    gap = seconds > max_gap.total_seconds()
+    delta = np.where(gap, np.nan, delta)
+    event = np.where(gap, "gap", "").astype(object)
+    return pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": event}, index=s.index[1:])
+
+
+def period_starts(index: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
+    """Start of the Asia/Shanghai ``period`` (hour, day, month, year) containing each timestamp."""
+    local = index.tz_convert(TZ)
+    if period == "hour":
+        return local.floor("h")
+    if period == "day":
+        return local.floor("D")
+    if period in ("month", "year"):
+        naive = local.tz_localize(None).to_numpy().astype("datetime64[M]" if period == "month" else "datetime64[Y]")
+        return pd.DatetimeIndex(naive.astype("datetime64[ns]")).tz_localize(TZ)
+    raise ValueError(f"period {period!r} is not one of {sorted(FREQS)}")
+
+
+def _next_start(starts: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
+    if period == "hour":
+        return starts + pd.Timedelta(hours=1)
+    if period == "day":
+        return starts + pd.Timedelta(days=1)  # no daylight saving in Asia/Shanghai
+    offset = pd.offsets.MonthBegin(1) if period == "month" else pd.offsets.YearBegin(1)
+    return starts + offset
+
+
+def spread(deltas: pd.DataFrame, period: str) -> pd.Series:
+    """Distribute interval amounts over Asia/Shanghai periods, in proportion to time.
+
+    Parameters
+    ----------
+    deltas : pandas.DataFrame
+        As returned by :func:`counter_deltas` or :func:`rate_deltas`: index = interval end,
+        ``start``, ``delta``. NaN deltas (gaps) are skipped.
+    period : str
+        ``hour``, ``day``, ``month`` or ``year``.
+
+    Returns
+    -------
+    pandas.Series
+        Amount per period start (tz Asia/Shanghai), sorted; periods without any interval
+        are absent (not zero).
+    """
+    d = deltas[deltas["delta"].notna()]
+    if d.empty:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz=TZ))
+    end = pd.DatetimeIndex(d.index).as_unit("ns")
+    start = pd.DatetimeIndex(d["start"]).as_unit("ns")
+    amount = d["delta"].to_numpy()
+    # an interval belongs to the period of its end unless it started in an earlier one;
+    # the end instant itself belongs to the interval (start, end]
+    p_end = period_starts(end - pd.Timedelta(1, "ns"), period)
+    p_start = period_starts(start, period)
+    inside = p_start == p_end
+    parts = [pd.Series(amount[inside], index=p_end[inside])]
+    if not inside.all():
+        # the few intervals that cross a boundary: split by overlap duration
+        idx, vals = [], []
+        total_ns = (end.asi8 - start.asi8).astype(float)
+        for i in np.flatnonzero(~inside):
+            if total_ns[i] <= 0:
+                continue
+            a, b = start[i], end[i]
+            p = p_start[i]
+            while p < b:
+                q = _next_start(pd.DatetimeIndex([p]), period)[0]
+                lo, hi = max(a, p), min(b, q)
+                if hi > lo:
+                    idx.append(p)
+                    vals.append(amount[i] * (hi - lo).value / total_ns[i])
+                p = q
+        parts.append(pd.Series(vals, index=pd.DatetimeIndex(idx, tz=TZ) if idx else
+                               pd.DatetimeIndex([], tz=TZ), dtype=float))
+    out = pd.concat(parts)
+    return out.groupby(level=0).sum().sort_index()
+
+
+def calendar_sum(amounts: pd.Series, period: str) -> pd.Series:
+    """Re-aggregate amounts per finer period (hour or day starts) into ``period`` [same unit]."""
+    if amounts.empty:
+        return amounts
+    return amounts.groupby(period_starts(pd.DatetimeIndex(amounts.index), period)).sum().sort_index()
