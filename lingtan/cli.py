@@ -204,6 +204,59 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(p.get("up") for p in status["processes"]) else 3
 
 
+def cmd_accounting_evaluate(args: argparse.Namespace) -> int:
+    """Account an offline inventory (JSON or YAML) and print the results."""
+    from lingtan.calc.factors import FactorLibrary, FactorNotFound
+    from lingtan.calc.inventory import evaluate, load_inventory
+    from lingtan.calc.report import accounts_dict, totals_table
+
+    try:
+        inv = load_inventory(Path(args.file))
+        shipped = FactorLibrary.shipped()
+        lib = shipped.with_overrides(inv.factor_overrides)
+        acc = evaluate(inv, shipped)
+    except (ValueError, FactorNotFound) as exc:
+        print(f"lingtan accounting evaluate: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "table":
+        out = totals_table(acc) + "\n"
+    else:
+        out = json.dumps(accounts_dict(acc, lib), ensure_ascii=False, indent=1) + "\n"
+    if args.output:
+        Path(args.output).write_text(out, encoding="utf-8")
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def cmd_accounting_schema(args: argparse.Namespace) -> int:
+    """Print (or write) the JSON Schema of the offline inventory format."""
+    from lingtan.calc.inventory import inventory_schema
+
+    text = json.dumps(inventory_schema(), ensure_ascii=False, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_accounting_factors(args: argparse.Namespace) -> int:
+    """List the factor library (shipped factors), with sources."""
+    from lingtan.calc.factors import FactorLibrary
+    from lingtan.calc.report import factor_dict
+
+    factors = [f for f in FactorLibrary.shipped() if not args.kind or f.kind.value == args.kind]
+    if args.json:
+        sys.stdout.write(json.dumps([factor_dict(f) for f in factors], ensure_ascii=False, indent=1) + "\n")
+        return 0
+    for f in factors:
+        period = f"{f.valid_from}..{f.valid_to or ''}"
+        print(f"{f.id:<36} {f.kind.value:<22} {f.subject:<14} {f.value:>12g} {f.unit:<14} {f.region:<11} "
+              f"{period:<22} {f.cite()} [{f.confidence}]")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -242,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--state-dir")
     sp.add_argument("--park")
     sp.set_defaults(func=cmd_influx_init)
+    acc = sub.add_parser("accounting", help="energy and carbon accounting (GB/T 2589, GB/T 32150)")
+    asub = acc.add_subparsers(dest="accounting_command", required=True)
+    sp = asub.add_parser("evaluate", help="account an offline inventory file (JSON or YAML)")
+    sp.add_argument("file")
+    sp.add_argument("--format", choices=["json", "table"], default="json")
+    sp.add_argument("-o", "--output", help="file to write (default: stdout)")
+    sp.set_defaults(func=cmd_accounting_evaluate)
+    sp = asub.add_parser("schema", help="the JSON Schema of the inventory format")
+    sp.add_argument("-o", "--output")
+    sp.set_defaults(func=cmd_accounting_schema)
+    sp = asub.add_parser("factors", help="list the shipped factor library with sources")
+    sp.add_argument("--kind", help="only this kind, e.g. grid_emission_factor")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_accounting_factors)
     sp = add("telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p

@@ -1,0 +1,191 @@
+"""Totals, process emissions, green electricity and intensities from the accounted rows.
+
+:func:`account` is the one entry point shared by the metered path (ledger from InfluxDB
+series) and the offline path (ledger from an inventory file), so both give the same answer
+for the same quantities.
+
+Totals per period and entity
+----------------------------
+``comprehensive_tce``   综合能耗: production plus feedstock energy, non-production excluded
+``feedstock_tce``       of which 原料用能
+``non_production_tce``  生活用能, reported, not in the total
+``scope1_tco2``         fuel combustion + process emissions
+``scope2_tco2``         purchased − exported electricity and heat, electricity location-based
+``scope2_market_tco2``  the same with electricity market-based: green-power contracts and GECs
+                        at zero, the rest at the residual factor (不含市场化交易的非化石能源)
+``total_tco2``          scope 1 + scope 2 (location-based); ``total_market_tco2`` likewise
+``biomass_tco2``        biomass CO₂, reported separately, not in any total
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lingtan.calc.accounting import AccountingOptions, emission_rows, energy_rows, grid_factor
+from lingtan.calc.factors import FactorKind, FactorLibrary
+from lingtan.calc.units import multiplier
+
+KEYS = ["period", "entity"]
+PROCESS_COLUMNS = ["period", "entity", "enterprise", "unit", "material", "quantity", "fraction"]
+PRODUCTION_COLUMNS = ["period", "entity", "product", "quantity", "product_unit", "output_value", "value_added", "unit"]
+
+
+@dataclass
+class Accounts:
+    """Everything one accounting run produces; every total can be traced to ``energy``/``emissions`` rows."""
+
+    energy: pd.DataFrame  # ledger rows with tce and energy_factors
+    emissions: pd.DataFrame  # ledger rows (and process rows) with category, scope, tco2, factor ids
+    totals: pd.DataFrame  # one row per (period, entity)
+    by_carrier: pd.DataFrame  # (period, entity, carrier): physical quantity, unit, tce
+    intensities: pd.DataFrame  # (period, entity, kind, product): value and unit
+
+    def factors_used(self) -> list[str]:
+        ids: set[str] = set()
+        for col in ("energy_factors",):
+            ids |= {i for v in self.energy[col] for i in str(v).split(",") if i}
+        for col in ("emission_factors", "market_factors"):
+            ids |= {i for v in self.emissions[col] for i in str(v).split(",") if i}
+        return sorted(ids)
+
+
+def process_rows(activities: pd.DataFrame, lib: FactorLibrary) -> pd.DataFrame:
+    """Process emissions (e.g. carbonate decomposition): material [t] × factor × fraction [tCO₂].
+
+    ``activities`` has :data:`PROCESS_COLUMNS`; ``fraction`` is the calcination (or
+    conversion) fraction, 1 when complete.
+    """
+    if activities.empty:
+        return pd.DataFrame()
+    out = activities.copy()
+    dates = pd.DatetimeIndex(out["period"]).tz_convert("Asia/Shanghai").date
+    tco2, ids = np.zeros(len(out)), np.empty(len(out), dtype=object)
+    for i, (material, day) in enumerate(zip(out["material"], dates, strict=True)):
+        f = lib.resolve(FactorKind.process_emission_factor, material, day)
+        tco2[i] = multiplier("t", f.unit, "tCO2") * f.value
+        ids[i] = f.id
+    out["tco2"] = out["quantity"].to_numpy() * out["fraction"].to_numpy() * tco2
+    out["tco2_market"] = out["tco2"]
+    out["category"], out["scope"], out["carrier"], out["flow"], out["usage"] = "process", 1, "", "input", "production"
+    out["meter"], out["point"] = "", ""
+    out["emission_factors"], out["market_factors"] = ids, ids
+    return out.drop(columns=["material", "fraction"])
+
+
+def _sum(df: pd.DataFrame, mask: pd.Series, col: str, name: str) -> pd.Series:
+    return df[mask].groupby(KEYS)[col].sum().rename(name)
+
+
+def account(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions | None = None, *,
+            process: pd.DataFrame | None = None, green_kwh: pd.DataFrame | None = None,
+            production: pd.DataFrame | None = None) -> Accounts:
+    """Energy, carbon and intensities for every (period, entity) of ``ledger``.
+
+    Parameters
+    ----------
+    ledger : pandas.DataFrame
+        Signed quantities (see :mod:`lingtan.calc.boundary`).
+    process : pandas.DataFrame, optional
+        Process activities, :data:`PROCESS_COLUMNS`.
+    green_kwh : pandas.DataFrame, optional
+        Columns ``period``, ``entity``, ``kwh``: green-power contracts and GECs (1 GEC =
+        1 000 kWh) claimed for the period, counted at zero in the market-based figure.
+    production : pandas.DataFrame, optional
+        :data:`PRODUCTION_COLUMNS`: output per product [product_unit], output value and
+        value added [万元]; ``unit`` optionally ties a product to one production unit.
+    """
+    options = options or AccountingOptions()
+    energy = energy_rows(ledger, lib, options)
+    emissions = emission_rows(ledger, lib, options)
+    if process is not None and not process.empty:
+        emissions = pd.concat([emissions, process_rows(process, lib)], ignore_index=True)
+
+    counted = energy["usage"].isin(["production", "feedstock"])
+    totals = pd.concat([
+        _sum(energy, counted, "tce", "comprehensive_tce"),
+        _sum(energy, energy["usage"] == "feedstock", "tce", "feedstock_tce"),
+        _sum(energy, energy["usage"] == "non_production", "tce", "non_production_tce"),
+    ], axis=1)
+    in_total = emissions["usage"].isin(["production", "feedstock"]) & (emissions["category"] != "biomass")
+    totals = totals.join(pd.concat([
+        _sum(emissions, in_total & (emissions["scope"] == 1), "tco2", "scope1_tco2"),
+        _sum(emissions, in_total & (emissions["scope"] == 2), "tco2", "scope2_tco2"),
+        _sum(emissions, in_total & (emissions["scope"] == 2), "tco2_market", "scope2_market_tco2"),
+        _sum(emissions, emissions["category"] == "biomass", "tco2", "biomass_tco2"),
+        _sum(emissions, emissions["usage"] == "non_production", "tco2", "non_production_tco2"),
+        _sum(emissions, in_total & (emissions["category"] == "purchased_electricity"), "quantity", "purchased_kwh"),
+    ], axis=1), how="outer").fillna(0.0)
+    totals["green_kwh"] = 0.0
+    if green_kwh is not None and not green_kwh.empty:
+        _apply_green(totals, green_kwh, lib, options)
+    totals["total_tco2"] = totals["scope1_tco2"] + totals["scope2_tco2"]
+    totals["total_market_tco2"] = totals["scope1_tco2"] + totals["scope2_market_tco2"]
+    totals = totals.reset_index()
+
+    by_carrier = (energy[counted].groupby(["period", "entity", "carrier", "unit"], as_index=False)[["quantity", "tce"]]
+                  .sum())
+    intensities = _intensities(totals, energy, emissions, production)
+    return Accounts(energy, emissions, totals, by_carrier, intensities)
+
+
+def _apply_green(totals: pd.DataFrame, green: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions) -> None:
+    """Market-based: claimed green kWh leave the purchased electricity at the residual factor."""
+    g = green.groupby(KEYS)["kwh"].sum()
+    for key, kwh in g.items():
+        if key not in totals.index:
+            continue
+        claimable = min(float(kwh), max(0.0, float(totals.at[key, "purchased_kwh"])))
+        day = pd.Timestamp(key[0]).tz_convert("Asia/Shanghai").date()
+        residual = grid_factor(day, lib, "CN", options.residual_basis)
+        totals.at[key, "green_kwh"] = claimable
+        totals.at[key, "scope2_market_tco2"] -= claimable * residual.value
+
+
+def _intensities(totals: pd.DataFrame, energy: pd.DataFrame, emissions: pd.DataFrame,
+                 production: pd.DataFrame | None) -> pd.DataFrame:
+    """单位产品/产值/增加值综合能耗 and the carbon intensities, per (period, entity)."""
+    cols = ["period", "entity", "indicator", "product", "value", "unit", "numerator", "denominator"]
+    if production is None or production.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    t = totals.set_index(KEYS)
+    values = production.groupby(KEYS)[["output_value", "value_added"]].sum(min_count=1)
+    for key, v in values.iterrows():
+        if key not in t.index:
+            continue
+        e, c = t.at[key, "comprehensive_tce"], t.at[key, "total_tco2"]
+        for col in ("output_value", "value_added"):
+            if pd.notna(v[col]) and v[col] > 0:
+                rows.append((*key, f"energy_per_{col}", "", e / v[col], "tce/万元", e, v[col]))
+                rows.append((*key, f"carbon_per_{col}", "", c / v[col], "tCO2/万元", c, v[col]))
+    # per product: energy of the product's production unit, or of the enterprise when it makes one product
+    counted = energy[energy["usage"].isin(["production", "feedstock"])]
+    unit_tce = counted.groupby(["period", "entity", "unit"])["tce"].sum()
+    in_total = emissions[emissions["usage"].isin(["production", "feedstock"]) & (emissions["category"] != "biomass")]
+    unit_tco2 = in_total.groupby(["period", "entity", "unit"])["tco2"].sum()
+    for key, grp in production[production["quantity"].notna()].groupby(KEYS):
+        if key not in t.index:
+            continue
+        for _, p in grp.iterrows():
+            if p["quantity"] <= 0:
+                continue
+            if isinstance(p.get("unit"), str) and p["unit"]:
+                e = float(unit_tce.get((*key, p["unit"]), 0.0))
+                c = float(unit_tco2.get((*key, p["unit"]), 0.0))
+            elif len(grp) == 1:
+                e, c = float(t.at[key, "comprehensive_tce"]), float(t.at[key, "total_tco2"])
+            else:
+                continue  # several products without units: not allocated (GB/T 2589-2020 3.8 needs a split)
+            rows.append((*key, "energy_per_product", p["product"], e / p["quantity"], f"tce/{p['product_unit']}",
+                         e, p["quantity"]))
+            rows.append((*key, "carbon_per_product", p["product"], c / p["quantity"], f"tCO2/{p['product_unit']}",
+                         c, p["quantity"]))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def period_date(period: pd.Timestamp) -> dt.date:
+    return pd.Timestamp(period).tz_convert("Asia/Shanghai").date()
