@@ -166,7 +166,7 @@ def _period_dates(ledger: pd.DataFrame) -> pd.Series:
 
 
 def energy_rows(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions) -> pd.DataFrame:
-    """The ledger with ``unit`` (canonical), ``tce`` and ``energy_factors`` (factor ids) added.
+    """The ledger with ``quantity_unit`` (canonical), ``tce`` and ``energy_factors`` (factor ids) added.
 
     Rows of carriers that are not converted (water, cooling) get tce 0 and no factor.
     Raises :class:`FactorNotFound` naming the carrier and date if a coefficient is missing.
@@ -179,7 +179,7 @@ def energy_rows(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOpt
         c = coal_equivalent(Carrier(carrier), day, lib, options, options.grid_region)
         coef[idx] = 0.0 if c is None else c.value
         ids[idx] = "" if c is None else c.factor_ids
-    out["unit"] = [_unit(Carrier(c)) for c in out["carrier"]]
+    out["quantity_unit"] = [_unit(Carrier(c)) for c in out["carrier"]]
     out["tce"] = out["quantity"].to_numpy() * coef
     out["energy_factors"] = ids
     return out.drop(columns="date")

@@ -99,8 +99,14 @@ def account(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions
         value added [万元]; ``unit`` optionally ties a product to one production unit.
     """
     options = options or AccountingOptions()
-    energy = energy_rows(ledger, lib, options)
-    emissions = emission_rows(ledger, lib, options)
+    return summarise(energy_rows(ledger, lib, options), emission_rows(ledger, lib, options), lib, options,
+                     process=process, green_kwh=green_kwh, production=production)
+
+
+def summarise(energy: pd.DataFrame, emissions: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions, *,
+              process: pd.DataFrame | None = None, green_kwh: pd.DataFrame | None = None,
+              production: pd.DataFrame | None = None) -> Accounts:
+    """Totals and intensities from accounted rows (:func:`account`, or sums of them over a period)."""
     if process is not None and not process.empty:
         emissions = pd.concat([emissions, process_rows(process, lib)], ignore_index=True)
 
@@ -126,8 +132,8 @@ def account(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions
     totals["total_market_tco2"] = totals["scope1_tco2"] + totals["scope2_market_tco2"]
     totals = totals.reset_index()
 
-    by_carrier = (energy[counted].groupby(["period", "entity", "carrier", "unit"], as_index=False)[["quantity", "tce"]]
-                  .sum())
+    by_carrier = (energy[counted].groupby(["period", "entity", "carrier", "quantity_unit"], as_index=False)
+                  [["quantity", "tce"]].sum())
     intensities = _intensities(totals, energy, emissions, production)
     return Accounts(energy, emissions, totals, by_carrier, intensities)
 

@@ -32,6 +32,7 @@ EXPECTED_RPS = {  # name -> (duration, shard group duration, default) as SHOW RE
     "15m": ("43800h0m0s", "720h0m0s", False),
     "1h": ("0s", "2160h0m0s", False),
     "1d": ("0s", "8760h0m0s", False),
+    "accounting": ("0s", "8760h0m0s", False),
 }
 LEVELS = ["1m", "15m", "1h", "1d"]
 MEASUREMENT_GROUPS = ["carriers", "data_quality", "collector_stats"]

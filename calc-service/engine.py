@@ -1,0 +1,217 @@
+"""The calc-service's calculation runs: hours from raw readings, longer periods as sums of hours.
+
+Only an hour is computed from raw counter readings (:mod:`lingtan.calc.metered`). A day is
+the sum of its hours' accounted rows, a month the sum of its days, a year the sum of its
+months, read back from the ``accounting`` retention policy with server-side ``sum()``; so
+the periods add up exactly, and a month costs a few small queries rather than a month of
+raw data. Totals and intensities of every period are then derived from its rows
+(:func:`lingtan.calc.results.summarise`), with the production data of that period.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from lingtan.calc.accounting import AccountingOptions
+from lingtan.calc.boundary import boundary_rules, ledger
+from lingtan.calc.consumption import period_starts
+from lingtan.calc.derived import RP, accounts_lines, flow_lines
+from lingtan.calc.factors import FactorLibrary
+from lingtan.calc.flows import edge_points, energy_flows
+from lingtan.calc.metered import counter_points, quantities, read_counters
+from lingtan.calc.results import Accounts, account, summarise
+from lingtan.influxdb import InfluxClient
+from lingtan.park.carriers import CARRIER_UNITS, Carrier
+from lingtan.park.index import iter_points
+from lingtan.park.model import Park
+
+log = logging.getLogger(__name__)
+TZ = "Asia/Shanghai"
+PERIODS = ("hour", "day", "month", "year")
+_CHILD = {"day": "hour", "month": "day", "year": "month"}
+_ENERGY_TAGS = ["entity", "enterprise", "unit_id", "meter", "carrier", "flow", "usage"]
+_EMISSION_TAGS = ["entity", "enterprise", "unit_id", "meter", "carrier", "category", "scope", "usage"]
+
+
+def next_start(start: pd.Timestamp, period: str) -> pd.Timestamp:
+    start = pd.Timestamp(start).tz_convert(TZ)
+    if period == "hour":
+        return start + pd.Timedelta(hours=1)
+    if period == "day":
+        return start + pd.Timedelta(days=1)
+    if period == "month":
+        return start + pd.offsets.MonthBegin(1)
+    return start + pd.offsets.YearBegin(1)
+
+
+def period_start(t: pd.Timestamp, period: str) -> pd.Timestamp:
+    return period_starts(pd.DatetimeIndex([pd.Timestamp(t)]), period)[0]
+
+
+@dataclass
+class RunLog:
+    """What one calculation run did (the service keeps the recent ones for /api/v1/recalc)."""
+
+    period: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    reason: str
+    lines: int = 0
+    seconds: float = 0.0
+    entities: int = 0
+    changed: list[str] = field(default_factory=list)  # entity: old -> new comprehensive tce
+    error: str = ""
+
+
+class ParkCalculator:
+    """Computes and writes the derived series of one park."""
+
+    def __init__(self, park: Park, client: InfluxClient, lib: FactorLibrary,
+                 options: AccountingOptions | None = None, *, bucket: str | None = "1m",
+                 raw_policy: str = "raw"):
+        self.park = park
+        self.client = client
+        self.lib = lib
+        self.options = options or AccountingOptions(grid_region=park.park.grid_region)
+        self.bucket = bucket
+        self.raw_policy = raw_policy
+        self.rules = boundary_rules(park)
+        wanted = set(self.rules["point"]) | set(edge_points(park)["point"])
+        self.refs = counter_points(iter_points(park), wanted)
+        #: production, process and green-power data per period (set by the service from SQL)
+        self.production: pd.DataFrame | None = None
+        self.process: pd.DataFrame | None = None
+        self.green: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ hours from raw readings
+    def compute_hours(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[Accounts, pd.DataFrame, pd.DataFrame]:
+        """Accounts, flows and conversion nodes per hour for hours starting in [start, end)."""
+        readings = read_counters(self.client, self.refs, start, end, self.raw_policy, self.bucket)
+        q = quantities(readings, self.refs, "hour", start, end)
+        acc = account(ledger(self.rules, q), self.lib, self.options)
+        flows, nodes = energy_flows(self.park, q, self.lib, self.options)
+        return acc, flows, nodes
+
+    def run_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str = "schedule") -> RunLog:
+        t0 = time.perf_counter()
+        run = RunLog("hour", start, end, reason)
+        before = self._totals("hour", start, end)
+        acc, flows, nodes = self.compute_hours(start, end)
+        lines = accounts_lines(acc, self.park.park.id, "hour", self.options.electricity_basis)
+        lines += flow_lines(flows, nodes, self.park.park.id, "hour")
+        self._write(lines)
+        run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
+        run.changed = _changes(before, acc.totals)
+        run.seconds = time.perf_counter() - t0
+        return run
+
+    # ------------------------------------------------------------------ longer periods as sums
+    def rollup(self, period: str, start: pd.Timestamp, reason: str = "schedule") -> RunLog:
+        """Recompute one day, month or year from the sums of its child periods."""
+        t0 = time.perf_counter()
+        start = period_start(start, period)
+        end = next_start(start, period)
+        run = RunLog(period, start, end, reason)
+        child = _CHILD[period]
+        before = self._totals(period, start, end)
+        energy = self._sum_rows("acc_energy", _ENERGY_TAGS, ["quantity", "tce"], "factors", child, start, end)
+        if energy.empty:
+            run.seconds = time.perf_counter() - t0
+            return run
+        energy = energy.rename(columns={"unit_id": "unit", "factors": "energy_factors"})
+        energy["quantity_unit"] = [CARRIER_UNITS[Carrier(c)].counter for c in energy["carrier"]]
+        emissions = self._sum_rows("acc_emission", _EMISSION_TAGS, ["quantity", "tco2", "tco2_market"], "factors",
+                                   child, start, end)
+        emissions = emissions.rename(columns={"unit_id": "unit", "factors": "emission_factors"})
+        emissions["scope"] = emissions["scope"].astype(int)
+        emissions["market_factors"] = emissions["emission_factors"]
+        acc = summarise(energy, emissions, self.lib, self.options, process=_within(self.process, start, end, period),
+                        green_kwh=_within(self.green, start, end, period),
+                        production=_within(self.production, start, end, period))
+        lines = accounts_lines(acc, self.park.park.id, period, self.options.electricity_basis)
+        self._write(lines)
+        run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
+        run.changed = _changes(before, acc.totals)
+        run.seconds = time.perf_counter() - t0
+        return run
+
+    def recalculate(self, start: pd.Timestamp, end: pd.Timestamp, reason: str) -> list[RunLog]:
+        """Recompute every hour in [start, end), then each day, month and year they touch."""
+        start, end = period_start(start, "hour"), period_start(end - pd.Timedelta(1, "ns"), "hour") + pd.Timedelta(hours=1)
+        runs = []
+        day = pd.Timedelta(days=1)
+        t = start
+        while t < end:  # a day of hours per query keeps each response small
+            u = min(end, t + day)
+            runs.append(self.run_hours(t, u, reason))
+            t = u
+        for period in ("day", "month", "year"):
+            p = period_start(start, period)
+            while p < end:
+                runs.append(self.rollup(period, p, reason))
+                p = next_start(p, period)
+        return runs
+
+    # ------------------------------------------------------------------ InfluxDB
+    def _write(self, lines: list[str]) -> None:
+        rp = self.client.retention_policy
+        self.client.retention_policy = RP
+        try:
+            for i in range(0, len(lines), 20_000):
+                self.client.write_lines(lines[i:i + 20_000])
+        finally:
+            self.client.retention_policy = rp
+
+    def _sum_rows(self, measurement: str, tags: list[str], fields: list[str], text_field: str, child: str,
+                  start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        sums = ", ".join(f'sum("{f}") AS "{f}"' for f in fields)
+        group = ", ".join(f'"{t}"' for t in tags)
+        q = (f'SELECT {sums}, last("{text_field}") AS "{text_field}" FROM "{self.client.database}"."{RP}"."{measurement}" '
+             f"WHERE \"park\" = '{self.park.park.id}' AND \"period\" = '{child}' "
+             f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY {group}")
+        rows = self.client.rows(q, epoch="ns")
+        if not rows:
+            return pd.DataFrame(columns=["period", *tags, *fields, text_field])
+        df = pd.DataFrame(rows).drop(columns="time")
+        for t in tags:
+            if t not in df:
+                df[t] = ""
+        df["period"] = start
+        return df[["period", *tags, *fields, text_field]]
+
+    def _totals(self, period: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[tuple[str, str], float]:
+        q = (f'SELECT "comprehensive_tce" FROM "{self.client.database}"."{RP}"."acc_totals" '
+             f"WHERE \"park\" = '{self.park.park.id}' AND \"period\" = '{period}' "
+             f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY \"entity\"")
+        try:
+            return {(r["entity"], str(r["time"])): r["comprehensive_tce"] for r in self.client.rows(q, epoch="ns")}
+        except Exception:  # the measurement does not exist yet
+            return {}
+
+
+def _utc(t: pd.Timestamp) -> str:
+    return pd.Timestamp(t).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _within(df: pd.DataFrame | None, start: pd.Timestamp, end: pd.Timestamp, period: str) -> pd.DataFrame | None:
+    """Rows of a production/process/green frame recorded for exactly this period."""
+    if df is None or df.empty:
+        return None
+    sel = df[(df["period"] >= start) & (df["period"] < end) & (df.get("period_type", period) == period)]
+    return sel.assign(period=start) if not sel.empty else None
+
+
+def _changes(before: dict[tuple[str, str], float], totals: pd.DataFrame) -> list[str]:
+    out = []
+    for r in totals.to_dict(orient="records"):
+        key = (r["entity"], str(int(pd.Timestamp(r["period"]).value)))
+        old = before.get(key)
+        new = r["comprehensive_tce"]
+        if old is None or abs(old - new) > 1e-9 * max(1.0, abs(new)):
+            out.append(f"{r['entity']} {pd.Timestamp(r['period']).isoformat()}: "
+                       f"{'-' if old is None else f'{old:.6g}'} -> {new:.6g} tce")
+    return out
