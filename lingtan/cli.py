@@ -149,9 +149,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     children = [ChildSpec("simulator", [*base, "simulate", "--seed", str(args.seed)], env=env)]
     children += [ChildSpec(f"collector-{p}", [*base, "collect", "--protocol", p], env=env)
                  for p in ("opcua", "modbus", "mqtt")]
+    children.append(ChildSpec("calc-service", [*base, "calc", "serve"], env=env))
     sup = ProcessSupervisor(state_dir, children)
     pid = sup.spawn_daemon([*base, "supervise", "--state-dir", str(state_dir)])
-    print(f"  supervisor pid {pid}: simulator, collector-opcua, collector-modbus, collector-mqtt")
+    print(f"  supervisor pid {pid}: simulator, collector-opcua, collector-modbus, collector-mqtt, calc-service")
     if args.wait > 0:
         from lingtan.status import point_freshness
 
@@ -173,6 +174,7 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"  password in {settings.env_file}")
     print(f"  MQTT       mqtt://{settings.mqtt_host}:{settings.mqtt_port}   OPC UA {settings.opcua_endpoint}"
           f"   Modbus TCP {settings.modbus_host}:{settings.modbus_port}")
+    print(f"  calc API   http://{settings.calc_host}:{settings.calc_port}/api/v1/openapi.json")
     print("  `lingtan status` shows each process; `make down` stops everything.")
     return 0
 
@@ -257,6 +259,43 @@ def cmd_accounting_factors(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calc_serve(args: argparse.Namespace) -> int:
+    """Run the calc-service (API and scheduler) until SIGTERM."""
+    from waitress import serve
+
+    from lingtan.calc.app import create_app, service_of
+
+    settings = _settings(args)
+    app = create_app(settings)
+    log.info("calc-service on http://%s:%d (park %s)", settings.calc_host, settings.calc_port,
+             service_of(app).park.park.id)
+    try:
+        serve(app, host=settings.calc_host, port=settings.calc_port, threads=8, ident="lingtan-calc")
+    finally:
+        service_of(app).stop()
+    return 0
+
+
+def cmd_calc_recalc(args: argparse.Namespace) -> int:
+    """Recalculate a range now, in this process, and print what changed."""
+    import pandas as pd
+
+    from lingtan.calc.app import create_app, service_of
+
+    app = create_app(_settings(args), start_scheduler=False)
+    svc = service_of(app)
+    try:
+        job = svc.submit(pd.Timestamp(args.start).tz_localize("Asia/Shanghai"),
+                         pd.Timestamp(args.end).tz_localize("Asia/Shanghai"), args.reason, os.environ.get("USER", "cli"))
+    except ValueError as exc:
+        print(f"lingtan calc recalc: {exc}", file=sys.stderr)
+        return 2
+    svc._queue.clear()
+    svc.run_job(job)
+    print(json.dumps(job.as_dict(), ensure_ascii=False, indent=1))
+    return 0 if job.state == "done" else 1
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -309,6 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kind", help="only this kind, e.g. grid_emission_factor")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_accounting_factors)
+    calc = sub.add_parser("calc", help="the calc-service: derived energy and carbon series")
+    csub = calc.add_subparsers(dest="calc_command", required=True)
+    sp = csub.add_parser("serve", help="run the calc-service API and scheduler")
+    sp.add_argument("--state-dir")
+    sp.add_argument("--park")
+    sp.set_defaults(func=cmd_calc_serve)
+    sp = csub.add_parser("recalc", help="recalculate a range now (hours, then days, months, years)")
+    sp.add_argument("--state-dir")
+    sp.add_argument("--park")
+    sp.add_argument("--start", required=True, help="YYYY-MM-DD[THH:MM], Asia/Shanghai")
+    sp.add_argument("--end", required=True)
+    sp.add_argument("--reason", required=True)
+    sp.set_defaults(func=cmd_calc_recalc)
     sp = add("telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p

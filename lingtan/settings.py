@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     modbus_host: str = "127.0.0.1"
     modbus_port: int = Field(5020, ge=1, le=65535)
 
+    # relational data (users, audit, factors, production data): SQLite under the state dir by
+    # default, PostgreSQL in docker-compose (postgresql+psycopg://...)
+    database_url: str = ""
+    calc_host: str = "127.0.0.1"
+    calc_port: int = Field(8090, ge=1, le=65535)
+    calc_interval_s: float = Field(60.0, gt=0)  # how often the current hour is recomputed
+
     write_batch_size: int = Field(5000, ge=1, le=1_000_000)
     # how long a partial batch waits for more lines: bounds the write latency at low rates
     write_flush_interval_s: float = Field(0.25, gt=0)
@@ -51,6 +58,10 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"influx_url {v!r} must start with http:// or https://")
         return v.rstrip("/")
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.state_dir / 'lingtan.db').resolve()}"
 
     @property
     def env_file(self) -> Path:

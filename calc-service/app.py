@@ -1,0 +1,86 @@
+"""The calc-service Flask application: app factory, one JSON error format.
+
+``create_app()`` reads the typed settings, loads the park model, opens InfluxDB and the SQL
+database and, unless told otherwise, starts the scheduler (:mod:`lingtan.calc.service`).
+Blueprints: :mod:`lingtan.calc.api` (``/api/v1/...``). Run it with ``lingtan calc serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from lingtan.calc.factors import FactorNotFound
+from lingtan.calc.service import CalcService
+from lingtan.db import make_engine, session_factory
+from lingtan.influxdb import InfluxClient, InfluxError
+from lingtan.park.loader import load_park
+from lingtan.park.model import Park
+from lingtan.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"status", "code", "message", "field"}}``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if field:
+        err["field"] = field
+    return {"error": err}
+
+
+def create_app(settings: Settings | None = None, *, park: Park | None = None, client: InfluxClient | None = None,
+               start_scheduler: bool = True) -> Flask:
+    settings = settings or load_settings()
+    app = Flask("lingtan.calc")
+    app.json.ensure_ascii = False  # Chinese names stay readable
+    app.json.sort_keys = False
+    park = park or load_park(settings.park_file)
+    client = client or InfluxClient.from_settings(settings)
+    sessions = session_factory(make_engine(settings.sql_url))
+    service = CalcService(settings, park, client, sessions)
+    app.extensions["lingtan_calc"] = service
+
+    from lingtan.calc.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return jsonify(error_body(e.status, e.code, e.message, e.field)), e.status
+
+    @app.errorhandler(FactorNotFound)
+    def _factor_missing(e: FactorNotFound):
+        return jsonify(error_body(422, "factor_missing", str(e))), 422
+
+    @app.errorhandler(InfluxError)
+    def _influx(e: InfluxError):
+        return jsonify(error_body(503, "influxdb_unavailable", str(e))), 503
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        return jsonify(error_body(e.code or 500, (e.name or "error").lower().replace(" ", "_"), e.description or "")), \
+            e.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")), 500
+
+    if start_scheduler:
+        service.start()
+    return app
+
+
+def service_of(app: Flask) -> CalcService:
+    return app.extensions["lingtan_calc"]

@@ -1,0 +1,173 @@
+"""The calc-service API against a live InfluxDB and a real SQLite database."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lingtan.calc.app import create_app, service_of
+from lingtan.park.loader import parse_park
+from lingtan.settings import Settings
+from tests.calc.parks import PARK_AB
+from tests.calc.test_engine_influx import HOURS, START, day_expectation, write_readings
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+@pytest.fixture
+def park():
+    return parse_park(PARK_AB, Path("ex2.yaml"))
+
+
+@pytest.fixture
+def app(influx_db, tmp_path, park):
+    influx_db.query(f'CREATE RETENTION POLICY "raw" ON "{influx_db.database}" DURATION INF REPLICATION 1 DEFAULT',
+                    database="")
+    influx_db.query(f'CREATE RETENTION POLICY "accounting" ON "{influx_db.database}" DURATION INF REPLICATION 1',
+                    database="")
+    write_readings(influx_db, park)
+    settings = Settings(state_dir=tmp_path, influx_url=influx_db.url, influx_db=influx_db.database,
+                        influx_user=influx_db.username, influx_password=influx_db.password,
+                        park_file=tmp_path / "ex2.yaml")
+    app = create_app(settings, park=park, client=influx_db, start_scheduler=False)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def computed(app):
+    """Recalculate the two test days (as a job, the way the API does)."""
+    svc = service_of(app)
+    job = svc.submit(START, START + pd.Timedelta(hours=HOURS), "test", "pytest")
+    svc._queue.clear()
+    svc.run_job(job)
+    assert job.state == "done", job.error
+    return job
+
+
+def test_energy_and_carbon_for_every_entity(app, client):
+    computed(app)
+    for entity, tce in day_expectation(24.0).items():
+        r = client.get(f"/api/v1/energy?entity={entity}&period=day&start=2026-03-01&end=2026-03-03")
+        assert r.status_code == 200, r.json
+        body = r.json
+        assert body["units"]["comprehensive_tce"] == "tce"
+        assert [row["comprehensive_tce"] for row in body["rows"]] == pytest.approx([tce, tce], rel=1e-9)
+        assert body["rows"][0]["period_start"] == "2026-03-01T00:00:00+08:00"
+        c = client.get(f"/api/v1/carbon?entity={entity}&period=month&start=2026-03-01&end=2026-04-01").json
+        assert len(c["rows"]) == 1 and c["rows"][0]["total_tco2"] > 0
+    src = client.get("/api/v1/carbon?entity=park&period=day&start=2026-03-01&end=2026-03-02&by=source").json
+    cats = {(r["category"], r["carrier"]): r for r in src["rows"]}
+    assert set(cats) == {("purchased_electricity", "electricity"), ("exported_electricity", "electricity"),
+                         ("purchased_heat", "steam")}
+    assert cats[("purchased_electricity", "electricity")]["factors"] == "mee.grid.2023.east_china.average"
+    carriers = client.get("/api/v1/energy?entity=B&period=day&start=2026-03-01&end=2026-03-02&by=carrier").json
+    assert {(r["carrier"], r["unit"]) for r in carriers["rows"]} == {("electricity", "kWh"), ("steam", "t")}
+
+
+def test_errors_share_one_json_format(client):
+    r = client.get("/api/v1/energy?entity=nobody")
+    assert r.status_code == 404
+    assert r.json["error"]["code"] == "unknown_entity" and r.json["error"]["field"] == "entity"
+    r = client.get("/api/v1/energy?period=week")
+    assert r.status_code == 400 and r.json["error"]["field"] == "period"
+    r = client.get("/api/v1/energy?start=yesterday-ish")
+    assert r.status_code == 400 and "yesterday-ish" in r.json["error"]["message"]
+    r = client.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.json["error"]["status"] == 404
+
+
+def test_factor_override_is_recorded_and_recalculates(app, client):
+    computed(app)
+    factor = {"id": "park.grid.green-tariff", "kind": "grid_emission_factor", "subject": "electricity",
+              "basis": "average", "region": "east_china", "value": 0.45, "unit": "tCO2/MWh",
+              "valid_from": "2026-03-02", "source": {"document": "省级电力排放因子 (test)", "edition": "2026"},
+              "confidence": "test", "reason": "a provincial factor for March 2026"}
+    r = client.post("/api/v1/factors", json=factor, headers={"X-Lingtan-User": "energy.manager"})
+    assert r.status_code == 201, r.json
+    job = r.json["recalculation"]
+    assert job["start"].startswith("2026-03-02T00:00") and "a provincial factor" in job["reason"]
+    svc = service_of(app)
+    queued = svc._queue.popleft()
+    svc.run_job(queued)
+    assert queued.state == "done"
+    hist = client.get("/api/v1/factors/history").json
+    assert any(h["factor_id"] == "park.grid.green-tariff" and h["author"] == "energy.manager" for h in hist)
+    src = client.get("/api/v1/carbon?entity=park&period=day&start=2026-03-01&end=2026-03-03&by=source").json
+    elec = {r["period_start"][:10]: r["factors"] for r in src["rows"] if r["category"] == "purchased_electricity"}
+    assert elec == {"2026-03-01": "mee.grid.2023.east_china.average", "2026-03-02": "park.grid.green-tariff"}
+    # a missing source is refused with the field named
+    bad = {**factor, "id": "park.x", "source": {"document": ""}}
+    r = client.post("/api/v1/factors", json=bad)
+    assert r.status_code == 400 and r.json["error"]["field"].startswith("source")
+
+
+def test_production_import_csv_and_xlsx_all_or_nothing(app, client):
+    csv_ok = ("enterprise,period_type,period_start,product,quantity,product_unit,output_value,value_added\n"
+              "B,month,2026-03-01,注塑件,1000,t,5000,1200\n").encode()
+    r = client.post("/api/v1/production/import", data={"file": (io.BytesIO(csv_ok), "march.csv")},
+                    content_type="multipart/form-data", headers={"X-Lingtan-User": "erp-sync"})
+    assert r.status_code == 201 and r.json["accepted"] and r.json["rows"] == 1
+    bad = ("enterprise,period_type,period_start,product,quantity,product_unit\n"
+           "B,month,2026-03-01,注塑件,12x,t\nZ,month,2026-03-01,x,1,t\nB,month,2026-03-15,y,1,t\n").encode()
+    r = client.post("/api/v1/production/import", data={"file": (io.BytesIO(bad), "bad.csv")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 422
+    errs = r.json["errors"]
+    assert errs[0] == "bad.csv: row 1: quantity '12x' is not a number"
+    assert "row 2: enterprise 'Z'" in errs[1] and "row 3: period_start 2026-03-15 is not the first day" in errs[2]
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["enterprise", "period_type", "period_start", "output_value", "value_added"])
+    ws.append(["A", "month", "2026-03-01", 800, 300])
+    buf = io.BytesIO()
+    wb.save(buf)
+    r = client.post("/api/v1/production/import", data={"file": (io.BytesIO(buf.getvalue()), "a.xlsx")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 201, r.json
+    computed(app)
+    ints = client.get("/api/v1/intensities?entity=B&period=month&start=2026-03-01&end=2026-04-01").json["rows"]
+    by = {r["indicator"]: r for r in ints}
+    month_tce = day_expectation(48.0)["B"]
+    assert by["energy_per_output_value"]["value"] == pytest.approx(month_tce / 5000, rel=1e-9)
+    assert by["energy_per_product"]["value"] == pytest.approx(month_tce / 1000, rel=1e-9)
+    park = client.get("/api/v1/intensities?entity=park&period=month&start=2026-03-01&end=2026-04-01").json["rows"]
+    assert {r["indicator"] for r in park} >= {"energy_per_output_value", "energy_per_value_added"}
+
+
+def test_evaluate_and_openapi(client):
+    import yaml
+
+    inv = json.loads(json.dumps(yaml.safe_load((EXAMPLES / "single_fuel.yaml").read_text()), default=str))
+    r = client.post("/api/v1/accounting/evaluate", json=inv)
+    assert r.status_code == 200
+    assert r.json["totals"][0]["comprehensive_tce"] == pytest.approx(1214.3)
+    r = client.post("/api/v1/accounting/evaluate", json={"period_start": "2026-01-01"})
+    assert r.status_code == 400 and "enterprises" in r.json["error"]["message"]
+    spec = client.get("/api/v1/openapi.json").json
+    assert spec["openapi"].startswith("3.1")
+    text = json.dumps(spec)
+    for ref in set(__import__("re").findall(r'"\$ref": "#/components/schemas/([^"]+)"', text)):
+        assert ref in spec["components"]["schemas"], ref
+    for path in ("/api/v1/energy", "/api/v1/carbon", "/api/v1/intensities", "/api/v1/factors", "/api/v1/recalc",
+                 "/api/v1/accounting/evaluate", "/api/v1/production/import"):
+        assert path in spec["paths"]
+
+
+def test_scheduled_cycle_writes_the_current_hour(app, client):
+    svc = service_of(app)
+    runs = svc.cycle(now=START + pd.Timedelta(hours=30, minutes=5))
+    assert {r.period for r in runs} == {"hour", "day", "month", "year"}
+    rows = client.get("/api/v1/energy?entity=park&period=hour&start=2026-03-02T05:00&end=2026-03-02T07:00").json["rows"]
+    assert [r["period_start"] for r in rows] == ["2026-03-02T05:00:00+08:00", "2026-03-02T06:00:00+08:00"]
+    assert client.get("/api/v1/health").json["last_cycle"]["runs"] == len(runs)
