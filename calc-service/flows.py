@@ -8,12 +8,24 @@ energy-balance work read these series (``acc_flow``, ``acc_node``).
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from lingtan.calc.accounting import AccountingOptions, coal_equivalent
-from lingtan.calc.factors import FactorLibrary
+from lingtan.calc.factors import FactorLibrary, FactorNotFound
 from lingtan.park.carriers import Carrier, Kind
 from lingtan.park.model import NodeType, Park
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("energy flow in physical units only: %s", message)
+
 
 FLOW_COLUMNS = ["period", "source", "target", "carrier", "meter", "point", "quantity", "tce"]
 NODE_COLUMNS = ["period", "node", "kind", "input_tce", "output_tce", "loss_tce"]
@@ -48,17 +60,26 @@ def energy_flows(park: Park, quantities: pd.DataFrame, lib: FactorLibrary,
     dates = pd.DatetimeIndex(flows["period"]).tz_convert("Asia/Shanghai").date
     coef = {}
     for carrier, day in set(zip(flows["carrier"], dates, strict=True)):
-        c = coal_equivalent(Carrier(carrier), day, lib, options, options.grid_region)
+        try:
+            c = coal_equivalent(Carrier(carrier), day, lib, options, options.grid_region)
+        except FactorNotFound as exc:
+            # a monitored flow without a coefficient (e.g. biomass fuel with no measured NCV):
+            # its physical quantity is still reported, its tce is unknown rather than invented
+            _warn_once(str(exc))
+            c = None
+            coef[(carrier, day)] = float("nan")
+            continue
         coef[(carrier, day)] = 0.0 if c is None else c.value
     flows["tce"] = flows["quantity"] * [coef[(c, d)] for c, d in zip(flows["carrier"], dates, strict=True)]
+    # a node whose inputs include an unknown tce has an unknown loss (NaN propagates through the sums)
     flows = flows[FLOW_COLUMNS]
     rows = []
     for node in park.topology.nodes:
         if node.type is not NodeType.conversion:
             continue
-        inflow = flows[flows["target"] == node.id].groupby("period")["tce"].sum()
-        outflow = flows[flows["source"] == node.id].groupby("period")["tce"].sum()
-        both = pd.concat([inflow.rename("input_tce"), outflow.rename("output_tce")], axis=1).fillna(0.0)
+        inflow = flows[flows["target"] == node.id].groupby("period")["tce"].sum(min_count=1)
+        outflow = flows[flows["source"] == node.id].groupby("period")["tce"].sum(min_count=1)
+        both = pd.concat([inflow.rename("input_tce"), outflow.rename("output_tce")], axis=1)
         for period, r in both.iterrows():
             rows.append((period, node.id, node.kind, r["input_tce"], r["output_tce"], r["input_tce"] - r["output_tce"]))
     return flows, pd.DataFrame(rows, columns=NODE_COLUMNS)

@@ -172,6 +172,8 @@ class CalcService:
                 runs.append(calc.rollup("year", y))
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
+        log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],
+                 ", ".join(f"{r.period} {r.reason} {r.seconds:.2f}s" for r in runs if r.seconds > 0.5) or "all < 0.5 s")
         self._record("schedule", runs)
         return runs
 
