@@ -194,3 +194,35 @@ def calendar_sum(amounts: pd.Series, period: str) -> pd.Series:
     if amounts.empty:
         return amounts
     return amounts.groupby(period_starts(pd.DatetimeIndex(amounts.index), period)).sum().sort_index()
+
+
+def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`counter_deltas` for many counters read at the same instants (bulk recalculation).
+
+    Parameters
+    ----------
+    readings : pandas.DataFrame
+        Index: reading instants (tz-aware, ascending), one column per point [canonical unit];
+        NaN where a point has no reading at that instant.
+    moduli : numpy.ndarray, optional
+        Rollover modulus per column [same unit]; NaN or absent for counters that do not wrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Row *i* is the consumption from instant *i* to instant *i+1* (indexed by instant *i*,
+        i.e. the start of the interval), never negative. A missing reading is bridged by
+        linear interpolation of the counter between its neighbours (the gap's consumption is
+        spread evenly over it, as :func:`spread` does); rollovers and resets are handled as in
+        :func:`counter_deltas`.
+    """
+    values = readings.interpolate(method="time", limit_area="inside").to_numpy(dtype=float)
+    diff = np.diff(values, axis=0)
+    drop = diff < 0
+    if drop.any():
+        mod = np.full(values.shape[1], np.nan) if moduli is None else np.asarray(moduli, dtype=float)
+        rolled = drop & (-diff > mod / 2)  # NaN modulus compares False: no rollover
+        reset = drop & ~rolled
+        diff = np.where(rolled, diff + mod, diff)
+        diff = np.where(reset, values[1:], diff)
+    return pd.DataFrame(np.maximum(diff, 0.0), index=readings.index[:-1], columns=readings.columns)

@@ -112,6 +112,21 @@ class InfluxClient:
                 raise InfluxError(f"InfluxQL error: {res['error']} in {q[:300]!r}", retryable=False)
         return results
 
+    def query_csv(self, q: str, *, database: str | None = None, epoch: str = "ms") -> bytes:
+        """Run InfluxQL and return the CSV answer (``Accept: application/csv``): for large results,
+        which parse several times faster than JSON. Columns: name, tags, time, then the fields."""
+        params = {"q": q, "epoch": epoch}
+        db = self.database if database is None else database
+        if db:
+            params["db"] = db
+        resp = self._request("POST", "/query", data=params, headers={"Accept": "application/csv"})
+        if resp.headers.get("Content-Type", "").startswith("application/json"):
+            results = resp.json().get("results", [])
+            for res in results:
+                if "error" in res:
+                    raise InfluxError(f"InfluxQL error: {res['error']} in {q[:300]!r}", retryable=False)
+        return resp.content
+
     def series(self, q: str, **kwargs: Any) -> list[dict]:
         """All series of all statements of ``q``, flattened: dicts with name, tags, columns, values."""
         out: list[dict] = []

@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks and print a Markdown report for docs/benchmarks.md.
 
-Usage: ``python -m lingtan.bench [--quick] [--only ingest,mqtt,opcua,modbus] [--out FILE]``
+Usage: ``python -m lingtan.bench [--quick] [--only ingest,mqtt,opcua,modbus,accounting] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -57,16 +57,48 @@ def run_ingest(quick: bool) -> list[dict]:
     ]
 
 
+def run_accounting(quick: bool) -> list[dict]:
+    from lingtan.bench.accounting import current_hour, influxql_path, lingtan_path, write_year
+    from lingtan.bench.stack import bench_stack
+
+    meters, days = (50, 14) if quick else (1000, 365)
+    with bench_stack() as stack:
+        stack.fresh_database("bench_acc")
+        wrote = write_year(stack, "bench_acc", meters, days)
+        ours = lingtan_path(stack, "bench_acc", meters, days)
+        ref = influxql_path(stack, "bench_acc", meters, days)
+        hour = current_hour(stack)
+    agree = abs(ours["park_tce"] - ref["park_tce"]) <= 1e-6 * max(1.0, abs(ref["park_tce"]))
+    return [
+        {"benchmark": f"accounting, bulk: {days} days of 15-minute counters for {wrote['meters']:,} meters "
+         f"({wrote['points']:,} points) → hourly, daily, monthly tce and CO₂ per meter, enterprise and park",
+         "result": f"{ours['seconds']:.1f} s (InfluxQL in the database: {ref['seconds']:.1f} s)",
+         "target": "≤ 60 s and no slower than InfluxQL" if not quick else "smoke",
+         "pass": ours["seconds"] <= 60 and ours["seconds"] <= ref["seconds"],
+         "detail": f"Lingtan: read {ours['read_seconds']:.1f} s ({ours['rows_read']:,} hourly readings as CSV), "
+         f"compute {ours['seconds'] - ours['read_seconds']:.1f} s; park total {ours['park_tce']:,.3f} tce, "
+         f"{ours['park_tco2']:,.3f} tCO₂; InfluxQL {ref['park_tce']:,.3f} tce ({'agrees' if agree else 'DIFFERS'}); "
+         f"data written at {wrote['points_per_s']:,.0f} points/s"},
+        {"benchmark": "accounting, incremental: the demo park's current hour (every counter at a 2 s cadence)",
+         "result": f"{hour['median_s']:.2f} s median, {hour['max_s']:.2f} s max",
+         "target": "≤ 1 s", "pass": hour["max_s"] <= 1.0,
+         "detail": f"{hour['points']} counter points, {hour['readings']:,} readings in InfluxDB; "
+         "ParkCalculator.run_hours (read, boundary, tce, CO₂, flows, write)"},
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lingtan.bench")
     ap.add_argument("--quick", action="store_true", help="smaller runs (for a smoke test)")
-    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus")
+    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus,accounting")
     ap.add_argument("--out", default="var/bench/latest.md")
     args = ap.parse_args(argv)
     wanted = set(args.only.split(","))
     rows: list[dict] = []
     if "ingest" in wanted:
         rows += run_ingest(args.quick)
+    if "accounting" in wanted:
+        rows += run_accounting(args.quick)
     protocol_benches = {"mqtt", "opcua", "modbus"} & wanted
     if protocol_benches:
         from lingtan.bench.protocols import run_protocols

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lingtan.calc.consumption import calendar_sum, counter_deltas, period_starts, rate_deltas, spread
+from lingtan.calc.consumption import (
+    calendar_sum,
+    counter_deltas,
+    counter_deltas_wide,
+    period_starts,
+    rate_deltas,
+    spread,
+)
 
 
 def utc(*stamps: str) -> pd.DatetimeIndex:
@@ -88,3 +95,15 @@ def test_counter_never_negative_and_spread_preserves_the_total(values, seed):
         assert spread(d, period).sum() == pytest.approx(d["delta"].sum(), rel=1e-9, abs=1e-6)
     hourly = spread(d, "hour")
     assert calendar_sum(hourly, "day").to_dict() == pytest.approx(spread(d, "day").to_dict())
+
+
+def test_wide_deltas_match_the_long_form():
+    idx = pd.date_range("2026-03-01", periods=6, freq="h", tz="Asia/Shanghai")
+    wide = pd.DataFrame({"a": [0.0, 10.0, np.nan, 30.0, 5.0, 15.0],  # a gap, then a reset
+                         "b": [65000.0, 65500.0, 100.0, 600.0, 700.0, 800.0]},  # a uint16 rollover
+                        index=idx)
+    d = counter_deltas_wide(wide, np.array([np.nan, 65536.0]))
+    assert d["a"].tolist() == [10.0, 10.0, 10.0, 5.0, 10.0]
+    assert d["b"].tolist() == [500.0, 136.0, 500.0, 100.0, 100.0]
+    long_b = counter_deltas(wide["b"], modulus=65536.0)["delta"].tolist()
+    assert d["b"].tolist() == long_b
