@@ -254,8 +254,9 @@ def recalc():
     reason = str(body.get("reason") or "").strip()
     if not reason:
         raise ApiError(400, "reason_required", "say why the range is recalculated (reason)", "reason")
+    scope = body.get("scope") or None
     try:
-        job = _svc().submit(start, end, reason, _user())
+        job = _svc().submit(start, end, reason, _user(), scope)
     except ValueError as exc:
         raise ApiError(400, "bad_range", str(exc), "start") from None
     return jsonify(job.as_dict()), 202

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lingtan.calc.accounting import AccountingOptions
-from lingtan.calc.boundary import boundary_rules, ledger
+from lingtan.calc.boundary import PARK_ENTITY, boundary_rules, ledger
 from lingtan.calc.consumption import period_starts
 from lingtan.calc.derived import RP, accounts_lines, flow_lines
 from lingtan.calc.factors import FactorLibrary
@@ -96,13 +96,16 @@ class ParkCalculator:
         flows, nodes = energy_flows(self.park, q, self.lib, self.options)
         return acc, flows, nodes
 
-    def run_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str = "schedule") -> RunLog:
+    def run_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str = "schedule",
+                  scope: str | None = None) -> RunLog:
         t0 = time.perf_counter()
         run = RunLog("hour", start, end, reason)
         before = self._totals("hour", start, end)
         acc, flows, nodes = self.compute_hours(start, end)
+        acc = _scoped(acc, scope)
         lines = accounts_lines(acc, self.park.park.id, "hour", self.options.electricity_basis)
-        lines += flow_lines(flows, nodes, self.park.park.id, "hour")
+        if scope in (None, PARK_ENTITY):
+            lines += flow_lines(flows, nodes, self.park.park.id, "hour")
         self._write(lines)
         run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
         run.changed = _changes(before, acc.totals)
@@ -110,7 +113,7 @@ class ParkCalculator:
         return run
 
     # ------------------------------------------------------------------ longer periods as sums
-    def rollup(self, period: str, start: pd.Timestamp, reason: str = "schedule") -> RunLog:
+    def rollup(self, period: str, start: pd.Timestamp, reason: str = "schedule", scope: str | None = None) -> RunLog:
         """Recompute one day, month or year from the sums of its child periods."""
         t0 = time.perf_counter()
         start = period_start(start, period)
@@ -132,6 +135,7 @@ class ParkCalculator:
         acc = summarise(energy, emissions, self.lib, self.options, process=_within(self.process, start, end, period),
                         green_kwh=_within(self.green, start, end, period),
                         production=_within(self.production, start, end, period))
+        acc = _scoped(acc, scope)
         lines = accounts_lines(acc, self.park.park.id, period, self.options.electricity_basis)
         self._write(lines)
         run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
@@ -139,20 +143,27 @@ class ParkCalculator:
         run.seconds = time.perf_counter() - t0
         return run
 
-    def recalculate(self, start: pd.Timestamp, end: pd.Timestamp, reason: str) -> list[RunLog]:
-        """Recompute every hour in [start, end), then each day, month and year they touch."""
+    def recalculate(self, start: pd.Timestamp, end: pd.Timestamp, reason: str,
+                    scope: str | None = None) -> list[RunLog]:
+        """Recompute every hour in [start, end), then each day, month and year they touch.
+
+        ``scope`` (an enterprise id or ``park``) limits what is rewritten to that entity's
+        series. The calculation itself always covers the park: an enterprise's figures depend
+        on its suppliers' and customers' meters (deliveries are deducted from one and added to
+        the other), so they are computed together and only the scope's rows are written.
+        """
         start, end = period_start(start, "hour"), period_start(end - pd.Timedelta(1, "ns"), "hour") + pd.Timedelta(hours=1)
         runs = []
         day = pd.Timedelta(days=1)
         t = start
         while t < end:  # a day of hours per query keeps each response small
             u = min(end, t + day)
-            runs.append(self.run_hours(t, u, reason))
+            runs.append(self.run_hours(t, u, reason, scope))
             t = u
         for period in ("day", "month", "year"):
             p = period_start(start, period)
             while p < end:
-                runs.append(self.rollup(period, p, reason))
+                runs.append(self.rollup(period, p, reason, scope))
                 p = next_start(p, period)
         return runs
 
@@ -191,6 +202,18 @@ class ParkCalculator:
             return {(r["entity"], str(r["time"])): r["comprehensive_tce"] for r in self.client.rows(q, epoch="ns")}
         except Exception:  # the measurement does not exist yet
             return {}
+
+
+def _scoped(acc: Accounts, scope: str | None) -> Accounts:
+    """Only the rows of entity ``scope`` (all rows for None)."""
+    if scope is None:
+        return acc
+
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        return df[df["entity"] == scope] if "entity" in df else df
+
+    return Accounts(keep(acc.energy), keep(acc.emissions), keep(acc.totals), keep(acc.by_carrier),
+                    keep(acc.intensities))
 
 
 def _utc(t: pd.Timestamp) -> str:

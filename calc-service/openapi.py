@@ -73,7 +73,10 @@ def openapi_spec() -> dict[str, Any]:
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {
                              "type": "object", "required": ["start", "end", "reason"],
                              "properties": {"start": {"type": "string"}, "end": {"type": "string"},
-                                            "reason": {"type": "string"}}}}}},
+                                            "reason": {"type": "string"},
+                                            "scope": {"type": "string", "description":
+                                                      "an enterprise id or park: only its series are "
+                                                      "rewritten (the park is always computed together)"}}}}}},
                          "responses": {"202": {"description": "the job"}, "400": _ERROR}}},
             "/api/v1/recalc/{job_id}": {"get": {"summary": "one job with its runs and what changed",
                                                 "parameters": [{"name": "job_id", "in": "path", "required": True,

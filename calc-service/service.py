@@ -47,6 +47,7 @@ class Job:
     end: pd.Timestamp
     reason: str
     author: str
+    scope: str | None = None  # an enterprise id or "park"; None: every entity
     state: str = "queued"  # queued, running, done, failed
     runs: list[RunLog] = field(default_factory=list)
     error: str = ""
@@ -54,7 +55,7 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "start": self.start.isoformat(), "end": self.end.isoformat(), "reason": self.reason,
-                "author": self.author, "state": self.state, "error": self.error,
+                "author": self.author, "scope": self.scope or "all", "state": self.state, "error": self.error,
                 "runs": [{"period": r.period, "start": r.start.isoformat(), "lines": r.lines,
                           "seconds": round(r.seconds, 3), "changed": r.changed} for r in self.runs]}
 
@@ -109,14 +110,18 @@ class CalcService:
             self.calculator.production = production_frame(s)
 
     # ------------------------------------------------------------------ jobs
-    def submit(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, author: str) -> Job:
+    def submit(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, author: str,
+               scope: str | None = None) -> Job:
         start, end = pd.Timestamp(start).tz_convert(TZ), pd.Timestamp(end).tz_convert(TZ)
         now = pd.Timestamp.now(tz=TZ)
         if end > now:
             end = period_start(now, "hour") + pd.Timedelta(hours=1)
         if not start < end:
             raise ValueError(f"start {start.isoformat()} is not before end {end.isoformat()}")
-        job = Job(f"job-{int(time.time())}-{next(_job_ids)}", start, end, reason, author)
+        entities = {e.id for e in self.park.enterprises} | {"park"}
+        if scope is not None and scope not in entities:
+            raise ValueError(f"scope {scope!r} is not 'park' or an enterprise of the park")
+        job = Job(f"job-{int(time.time())}-{next(_job_ids)}", start, end, reason, author, scope)
         self.jobs[job.id] = job
         self._queue.append(job)
         self._wake.set()
@@ -127,7 +132,7 @@ class CalcService:
         try:
             self.refresh_inputs()
             with self.lock:
-                job.runs = self.calculator.recalculate(job.start, job.end, job.reason)
+                job.runs = self.calculator.recalculate(job.start, job.end, job.reason, job.scope)
             job.state = "done"
         except Exception as exc:  # a job failure is reported on the job, never kills the service
             log.exception("recalculation %s failed", job.id)

@@ -33,6 +33,7 @@ from lingtan.calc.accounting import (
 )
 from lingtan.calc.consumption import counter_deltas_wide, period_starts
 from lingtan.calc.factors import FactorLibrary, load_factor_file
+from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import Carrier
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
@@ -199,7 +200,7 @@ def lingtan_path(stack: BenchStack, db: str, n_meters: int, days: int) -> dict[s
             "results": out}
 
 
-def influxql_path(stack: BenchStack, db: str, n_meters: int, days: int) -> dict[str, object]:
+def influxql_path(stack: BenchStack, db: str, n_meters: int, days: int, timeout_s: float = 300.0) -> dict[str, object]:
     """The same aggregation by InfluxQL in the database, with constant coefficients."""
     park = parse_park(bulk_park_yaml(n_meters), Path("<accbench>"))
     carriers = sorted({r.carrier for r in iter_points(park)}, key=lambda c: c.value)
@@ -211,39 +212,51 @@ def influxql_path(stack: BenchStack, db: str, n_meters: int, days: int) -> dict[
                heat_factor(c, d, lib).value if c is Carrier.steam else combustion_factor(c, d, lib).value)
         coef[c] = (coal_equivalent(c, d, lib, options).value, co2)
     client = stack.client(db)
+    client.timeout_s = timeout_s
     start = pd.Timestamp(f"{YEAR}-01-01", tz=TZ)
     end = start + pd.Timedelta(days=days)
     t0 = time.perf_counter()
     park_tce = park_co2 = 0.0
-    for c in carriers:
-        k_tce, k_co2 = coef[c]
-        src = f'"{db}"."autogen"."{c.value}"'
-        where = f"time >= '{start.isoformat()}' AND time <= '{end.isoformat()}'"
-        inner = (f'SELECT non_negative_difference(first("total")) * {k_tce!r} AS "tce", '
-                 f'non_negative_difference(first("total")) * {k_co2!r} AS "tco2" FROM {src} WHERE {where} '
-                 f'GROUP BY time(1h), "point", "enterprise" fill(none)')
-        _read_csv(client.query_csv(inner, epoch="ns"))  # hourly per meter
-        _read_csv(client.query_csv(f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
-                                   f'WHERE {where} GROUP BY time(1h), "enterprise" fill(none)', epoch="ns"))
-        # difference() stamps hour H's consumption at H + 1 h: days are buckets offset by an hour
-        _read_csv(client.query_csv(f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
-                                   f"WHERE {where} GROUP BY time(1d, 1h), \"enterprise\" fill(none) tz('{TZ}')",
-                                   epoch="ns"))
-        m = start
-        while m < end:
-            m_end = min(end, m + pd.offsets.MonthBegin(1))
-            # the outer range is pushed into the subquery: [m, m_end] gives differences stamped
-            # m + 1 h .. m_end, exactly the month's hours
-            df = _read_csv(client.query_csv(
-                f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
-                f"WHERE time >= '{m.isoformat()}' AND time <= '{m_end.isoformat()}' GROUP BY \"enterprise\"",
-                epoch="ns"))
-            if not df.empty:
-                park_tce += float(df["tce"].sum())
-                park_co2 += float(df["tco2"].sum())
-            m = m_end
+    try:
+        for c in carriers:
+            park_tce, park_co2 = _influxql_carrier(client, db, c, coef[c], start, end, park_tce, park_co2)
+    except InfluxError as exc:  # a statement that does not finish within timeout_s
+        return {"seconds": time.perf_counter() - t0, "park_tce": float("nan"), "park_tco2": float("nan"),
+                "unfinished": f"{exc}"[:200]}
     elapsed = time.perf_counter() - t0
-    return {"seconds": elapsed, "park_tce": park_tce, "park_tco2": park_co2}
+    return {"seconds": elapsed, "park_tce": park_tce, "park_tco2": park_co2, "unfinished": ""}
+
+
+def _influxql_carrier(client: InfluxClient, db: str, c: Carrier, coefs: tuple[float, float], start: pd.Timestamp,
+                      end: pd.Timestamp, park_tce: float, park_co2: float) -> tuple[float, float]:
+    """Hourly per meter, hourly and daily per enterprise, monthly per enterprise, for one carrier."""
+    k_tce, k_co2 = coefs
+    src = f'"{db}"."autogen"."{c.value}"'
+    where = f"time >= '{start.isoformat()}' AND time <= '{end.isoformat()}'"
+    inner = (f'SELECT non_negative_difference(first("total")) * {k_tce!r} AS "tce", '
+             f'non_negative_difference(first("total")) * {k_co2!r} AS "tco2" FROM {src} WHERE {where} '
+             f'GROUP BY time(1h), "point", "enterprise" fill(none)')
+    _read_csv(client.query_csv(inner, epoch="ns"))  # hourly per meter
+    _read_csv(client.query_csv(f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
+                               f'WHERE {where} GROUP BY time(1h), "enterprise" fill(none)', epoch="ns"))
+    # difference() stamps hour H's consumption at H + 1 h: days are buckets offset by an hour
+    _read_csv(client.query_csv(f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
+                               f"WHERE {where} GROUP BY time(1d, 1h), \"enterprise\" fill(none) tz('{TZ}')",
+                               epoch="ns"))
+    m = start
+    while m < end:
+        m_end = min(end, m + pd.offsets.MonthBegin(1))
+        # the outer range is pushed into the subquery: [m, m_end] gives differences stamped
+        # m + 1 h .. m_end, exactly the month's hours
+        df = _read_csv(client.query_csv(
+            f'SELECT sum("tce") AS "tce", sum("tco2") AS "tco2" FROM ({inner}) '
+            f"WHERE time >= '{m.isoformat()}' AND time <= '{m_end.isoformat()}' GROUP BY \"enterprise\"",
+            epoch="ns"))
+        if not df.empty:
+            park_tce += float(df["tce"].sum())
+            park_co2 += float(df["tco2"].sum())
+        m = m_end
+    return park_tce, park_co2
 
 
 def current_hour(stack: BenchStack, rounds: int = 5) -> dict[str, float]:

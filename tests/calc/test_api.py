@@ -171,3 +171,18 @@ def test_scheduled_cycle_writes_the_current_hour(app, client):
     rows = client.get("/api/v1/energy?entity=park&period=hour&start=2026-03-02T05:00&end=2026-03-02T07:00").json["rows"]
     assert [r["period_start"] for r in rows] == ["2026-03-02T05:00:00+08:00", "2026-03-02T06:00:00+08:00"]
     assert client.get("/api/v1/health").json["last_cycle"]["runs"] == len(runs)
+
+
+def test_recalculation_scoped_to_one_enterprise(app, client):
+    r = client.post("/api/v1/recalc", json={"start": "2026-03-01", "end": "2026-03-02", "reason": "B's ERP data fixed",
+                                            "scope": "B"}, headers={"X-Lingtan-User": "analyst"})
+    assert r.status_code == 202 and r.json["scope"] == "B" and r.json["author"] == "analyst"
+    svc = service_of(app)
+    svc.run_job(svc._queue.popleft())
+    assert client.get("/api/v1/energy?entity=B&period=day&start=2026-03-01&end=2026-03-02").json["rows"]
+    assert client.get("/api/v1/energy?entity=A&period=day&start=2026-03-01&end=2026-03-02").json["rows"] == []
+    bad = client.post("/api/v1/recalc", json={"start": "2026-03-01", "end": "2026-03-02", "reason": "x",
+                                              "scope": "nobody"})
+    assert bad.status_code == 400 and "scope 'nobody'" in bad.json["error"]["message"]
+    assert client.post("/api/v1/recalc", json={"start": "2026-03-01", "end": "2026-03-02"}).json["error"]["field"] \
+        == "reason"
