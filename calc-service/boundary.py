@@ -58,9 +58,20 @@ _ELECTRICITY_FLOW = {
 }
 
 
+def energy_points(meter: Meter) -> list[Point]:
+    """The points whose energy is accounted: the counters, and for a role (or a non-electricity
+    meter) without a counter, its rate point, whose energy is then integrated."""
+    out = []
+    for role in dict.fromkeys(p.role for p in meter.points):
+        group = [p for p in meter.points if p.role == role]
+        counters = [p for p in group if p.kind is Kind.counter]
+        out += counters or [p for p in group if p.kind is Kind.rate][:1]
+    return out
+
+
 def point_flow(meter: Meter, point: Point) -> Flow | None:
-    """How a counter point's energy crosses its own enterprise's boundary; None: never counted."""
-    if not meter.counted or point.kind is not Kind.counter:
+    """How an energy point's energy crosses its own enterprise's boundary; None: never counted."""
+    if not meter.counted or point not in energy_points(meter):
         return None
     if meter.carrier is Carrier.electricity:
         assert point.role is not None, f"electricity point {point.id} has no role"

@@ -22,10 +22,10 @@ from lingtan.calc.consumption import period_starts
 from lingtan.calc.derived import RP, accounts_lines, flow_lines
 from lingtan.calc.factors import FactorLibrary
 from lingtan.calc.flows import edge_points, energy_flows
-from lingtan.calc.metered import counter_points, quantities, read_counters
+from lingtan.calc.metered import counter_points, quantities, read_counters, read_rates
 from lingtan.calc.results import Accounts, account, summarise
 from lingtan.influxdb import InfluxClient
-from lingtan.park.carriers import CARRIER_UNITS, Carrier
+from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
 from lingtan.park.index import iter_points
 from lingtan.park.model import Park
 
@@ -82,6 +82,7 @@ class ParkCalculator:
         self.rules = boundary_rules(park)
         wanted = set(self.rules["point"]) | set(edge_points(park)["point"])
         self.refs = counter_points(iter_points(park), wanted)
+        self.rate_refs = [r for r in iter_points(park) if r.id in wanted and r.point.kind is Kind.rate]
         #: production, process and green-power data per period (set by the service from SQL)
         self.production: pd.DataFrame | None = None
         self.process: pd.DataFrame | None = None
@@ -91,7 +92,11 @@ class ParkCalculator:
     def compute_hours(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[Accounts, pd.DataFrame, pd.DataFrame]:
         """Accounts, flows and conversion nodes per hour for hours starting in [start, end)."""
         readings = read_counters(self.client, self.refs, start, end, self.raw_policy, self.bucket)
-        q = quantities(readings, self.refs, "hour", start, end)
+        refs = self.refs
+        if self.rate_refs:
+            readings.update(read_rates(self.client, self.rate_refs, start, end, self.raw_policy, self.bucket or "1m"))
+            refs = refs + self.rate_refs
+        q = quantities(readings, refs, "hour", start, end)
         acc = account(ledger(self.rules, q), self.lib, self.options)
         flows, nodes = energy_flows(self.park, q, self.lib, self.options)
         return acc, flows, nodes

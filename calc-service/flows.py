@@ -41,10 +41,11 @@ def edge_points(park: Park) -> pd.DataFrame:
             point = edge.point
         else:
             counters = [p.id for p in meter.points if p.kind is Kind.counter]
-            if len(counters) != 1:
+            rates = [p.id for p in meter.points if p.kind is Kind.rate]
+            if len(counters) > 1 or (not counters and len(rates) != 1):
                 raise ValueError(f"topology edge {edge.source}->{edge.target}: meter {meter.id!r} has "
-                                 f"{len(counters)} counters; name the edge's point")
-            point = counters[0]
+                                 f"{len(counters)} counters and {len(rates)} rates; name the edge's point")
+            point = counters[0] if counters else rates[0]  # a rate-only meter: its energy is integrated
         rows.append((edge.source, edge.target, edge.carrier.value, edge.meter, point))
     return pd.DataFrame(rows, columns=["source", "target", "carrier", "meter", "point"])
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from lingtan.calc.consumption import counter_deltas, spread
+from lingtan.calc.consumption import counter_deltas, rate_deltas, spread
 from lingtan.influxdb import InfluxClient
 from lingtan.park.carriers import Kind
 from lingtan.park.index import PointRef
@@ -109,12 +109,40 @@ def read_counters(client: InfluxClient, refs: list[PointRef], start: pd.Timestam
     return out
 
 
+def read_rates(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, end: pd.Timestamp,
+               retention_policy: str = "raw", bucket: str = "1m") -> dict[str, pd.Series]:
+    """Mean rate per ``bucket`` of rate points [canonical rate unit], stamped at the bucket's
+    middle, from one bucket before ``start`` to one after ``end`` (so the hours at the range's
+    edges integrate whole)."""
+    width = pd.Timedelta(bucket)
+    by_carrier: dict[str, list[str]] = defaultdict(list)
+    for r in refs:
+        by_carrier[r.carrier.value].append(r.id)
+    out: dict[str, list[pd.Series]] = defaultdict(list)
+    db = client.database
+    for carrier, ids in by_carrier.items():
+        src = f'"{db}"."{retention_policy}"."{carrier}"'
+        for i in range(0, len(ids), POINTS_PER_QUERY):
+            where = f'"point" =~ {_point_regex(ids[i:i + POINTS_PER_QUERY])}'
+            q = (f'SELECT mean("rate") AS "rate" FROM {src} WHERE {where} AND time >= {_ts(start - width)} '
+                 f'AND time < {_ts(end + width)} GROUP BY time({bucket}), "point" fill(none)')
+            for ser in client.series(q, epoch="ns"):
+                values = ser["values"]
+                if values:
+                    idx = pd.DatetimeIndex([v[0] for v in values], tz="UTC") + width / 2
+                    out[ser["tags"]["point"]].append(pd.Series([v[1] for v in values], index=idx, dtype=float))
+    return {pid: pd.concat(ss).sort_index() for pid, ss in out.items()}
+
+
 def quantities(readings: dict[str, pd.Series], refs: list[PointRef], period: str, start: pd.Timestamp,
-               end: pd.Timestamp) -> pd.DataFrame:
+               end: pd.Timestamp, max_gap: str = "15min") -> pd.DataFrame:
     """Consumption per point and ``period`` (hour, day, …) for periods starting in [start, end).
 
+    Counter points give the differences of their readings; rate points (meters without a
+    counter) their integral [rate unit × h = the counter unit].
+
     Returns columns ``period``, ``point``, ``quantity`` [canonical unit], ``events`` (count of
-    rollovers and resets seen in the readings).
+    rollovers, resets and gaps seen in the readings).
     """
     by_id = {r.id: r for r in refs}
     frames = []
@@ -124,7 +152,10 @@ def quantities(readings: dict[str, pd.Series], refs: list[PointRef], period: str
         ref = by_id.get(pid)
         if ref is None:
             continue
-        deltas = counter_deltas(series, canonical_modulus(ref))
+        if ref.point.kind is Kind.counter:
+            deltas = counter_deltas(series, canonical_modulus(ref))
+        else:  # a meter without a counter: integrate its rate; gaps longer than max_gap stay unknown
+            deltas = rate_deltas(series, max_gap)
         per = spread(deltas, period)
         per = per[(per.index >= lo) & (per.index < hi)]
         if per.empty:

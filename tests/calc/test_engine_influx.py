@@ -149,3 +149,24 @@ def test_recalculation_is_idempotent_and_picks_up_late_data(db):
     # the day's total did not change: the same energy, now in the right hours
     day_after = read_totals(db, "day").set_index(["entity", "time"])["comprehensive_tce"]
     pd.testing.assert_series_equal(day_before, day_after, rtol=1e-9)
+
+
+def test_a_meter_without_a_counter_is_integrated(db):
+    """B's steam measured only by a flow rate (t/h): hourly energy is its integral."""
+    text = PARK_AB.replace(
+        "              - {id: m-b-steam.total, kind: counter, unit: kg, opcua: {node_id: \"ns=2;s=bs\"}}",
+        "              - {id: m-b-steam.rate, kind: rate, unit: t/h, opcua: {node_id: \"ns=2;s=bsr\"}}")
+    assert "m-b-steam.rate" in text
+    park = parse_park(text, Path("ex2r.yaml"))
+    write_readings(db, park, skip=("m-b-steam.total",))
+    refs = iter_points(park)
+    enc = PointEncoder(refs)
+    # 0.3 t/h all day, sampled every 10 s (the counter version used 300 kg per hour)
+    times = pd.date_range(START - pd.Timedelta(hours=1), START + pd.Timedelta(hours=HOURS + 1), freq="10s")
+    db.write_lines([enc.encode("m-b-steam.rate", 0.3, t.value) for t in times])
+    calc = ParkCalculator(park, db, FactorLibrary.shipped(), bucket="1m")
+    calc.recalculate(START, START + pd.Timedelta(hours=HOURS), "test")
+    days = read_totals(db, "day")
+    for entity, tce in day_expectation(24.0).items():
+        got = days[days["entity"] == entity]["comprehensive_tce"]
+        assert got.to_numpy() == pytest.approx([tce, tce], rel=1e-9), entity
