@@ -37,6 +37,17 @@ def _point_regex(ids: list[str]) -> str:
     return "/^(" + "|".join(re.escape(i).replace("/", r"\/") for i in ids) + ")$/"
 
 
+def _sources(client: InfluxClient, refs: list[PointRef], retention_policy: str):
+    """``(measurement, WHERE clause on point)`` per carrier and chunk of at most POINTS_PER_QUERY points."""
+    by_carrier: dict[str, list[str]] = defaultdict(list)
+    for r in refs:
+        by_carrier[r.carrier.value].append(r.id)
+    for carrier, ids in by_carrier.items():
+        src = f'"{client.database}"."{retention_policy}"."{carrier}"'
+        for i in range(0, len(ids), POINTS_PER_QUERY):
+            yield src, f'"point" =~ {_point_regex(ids[i:i + POINTS_PER_QUERY])}'
+
+
 def counter_points(refs: list[PointRef], wanted: set[str] | None = None) -> list[PointRef]:
     return [r for r in refs if r.point.kind is Kind.counter and (wanted is None or r.id in wanted)]
 
@@ -58,42 +69,35 @@ def read_counters(client: InfluxClient, refs: list[PointRef], start: pd.Timestam
     width = pd.Timedelta(bucket) if bucket else pd.Timedelta(0)
     # exact readings either side of every hour boundary: the hour split never depends on a bucket
     bounds = list(pd.date_range(pd.Timestamp(start).ceil("h"), pd.Timestamp(end).floor("h"), freq="h")) if bucket else []
-    by_carrier: dict[str, list[str]] = defaultdict(list)
-    for r in refs:
-        by_carrier[r.carrier.value].append(r.id)
     parts: dict[str, list[pd.Series]] = defaultdict(list)
     exact: dict[str, list[pd.Series]] = defaultdict(list)
-    db = client.database
-    for carrier, ids in by_carrier.items():
-        src = f'"{db}"."{retention_policy}"."{carrier}"'
-        for i in range(0, len(ids), POINTS_PER_QUERY):
-            where = f'"point" =~ {_point_regex(ids[i:i + POINTS_PER_QUERY])}'
-            stmts = [f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time < {_ts(start)} '
-                     f'AND time >= {_ts(start - EDGE_WINDOW)} GROUP BY "point"',
-                     f'SELECT first("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(end)} '
-                     f'AND time < {_ts(end + EDGE_WINDOW)} GROUP BY "point"']
-            if bucket:
-                stmts.append(f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(start)} '
-                             f'AND time < {_ts(end)} GROUP BY time({bucket}), "point" fill(none)')
-                for b in bounds:
-                    stmts.append(f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time < {_ts(b)} '
-                                 f'AND time >= {_ts(b - pd.Timedelta(hours=1))} GROUP BY "point"')
-                    stmts.append(f'SELECT first("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(b)} '
-                                 f'AND time < {_ts(b + pd.Timedelta(hours=1))} GROUP BY "point"')
-            else:
-                stmts.append(f'SELECT "total" FROM {src} WHERE {where} AND time >= {_ts(start)} '
-                             f'AND time < {_ts(end)} GROUP BY "point"')
-            for result in client.query(";".join(stmts), epoch="ns"):
-                sid = result.get("statement_id", 0)
-                for ser in result.get("series", []):
-                    values = ser["values"]
-                    if not values:
-                        continue
-                    idx = pd.DatetimeIndex([v[0] for v in values], tz="UTC")
-                    if bucket and sid == 2:
-                        idx = idx + width  # a bucket's last reading, stamped at the bucket's end
-                    series = pd.Series([v[1] for v in values], index=idx, dtype=float)
-                    (exact if bucket and sid >= 3 else parts)[ser["tags"]["point"]].append(series)
+    for src, where in _sources(client, refs, retention_policy):
+        stmts = [f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time < {_ts(start)} '
+                 f'AND time >= {_ts(start - EDGE_WINDOW)} GROUP BY "point"',
+                 f'SELECT first("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(end)} '
+                 f'AND time < {_ts(end + EDGE_WINDOW)} GROUP BY "point"']
+        if bucket:
+            stmts.append(f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(start)} '
+                         f'AND time < {_ts(end)} GROUP BY time({bucket}), "point" fill(none)')
+            for b in bounds:
+                stmts.append(f'SELECT last("total") AS "total" FROM {src} WHERE {where} AND time < {_ts(b)} '
+                             f'AND time >= {_ts(b - pd.Timedelta(hours=1))} GROUP BY "point"')
+                stmts.append(f'SELECT first("total") AS "total" FROM {src} WHERE {where} AND time >= {_ts(b)} '
+                             f'AND time < {_ts(b + pd.Timedelta(hours=1))} GROUP BY "point"')
+        else:
+            stmts.append(f'SELECT "total" FROM {src} WHERE {where} AND time >= {_ts(start)} '
+                         f'AND time < {_ts(end)} GROUP BY "point"')
+        for result in client.query(";".join(stmts), epoch="ns"):
+            sid = result.get("statement_id", 0)
+            for ser in result.get("series", []):
+                values = ser["values"]
+                if not values:
+                    continue
+                idx = pd.DatetimeIndex([v[0] for v in values], tz="UTC")
+                if bucket and sid == 2:
+                    idx = idx + width  # a bucket's last reading, stamped at the bucket's end
+                series = pd.Series([v[1] for v in values], index=idx, dtype=float)
+                (exact if bucket and sid >= 3 else parts)[ser["tags"]["point"]].append(series)
     out = {}
     for pid in set(parts) | set(exact):
         s = pd.concat(parts.get(pid, [])) if parts.get(pid) else pd.Series(dtype=float)
@@ -115,22 +119,15 @@ def read_rates(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, 
     middle, from one bucket before ``start`` to one after ``end`` (so the hours at the range's
     edges integrate whole)."""
     width = pd.Timedelta(bucket)
-    by_carrier: dict[str, list[str]] = defaultdict(list)
-    for r in refs:
-        by_carrier[r.carrier.value].append(r.id)
     out: dict[str, list[pd.Series]] = defaultdict(list)
-    db = client.database
-    for carrier, ids in by_carrier.items():
-        src = f'"{db}"."{retention_policy}"."{carrier}"'
-        for i in range(0, len(ids), POINTS_PER_QUERY):
-            where = f'"point" =~ {_point_regex(ids[i:i + POINTS_PER_QUERY])}'
-            q = (f'SELECT mean("rate") AS "rate" FROM {src} WHERE {where} AND time >= {_ts(start - width)} '
-                 f'AND time < {_ts(end + width)} GROUP BY time({bucket}), "point" fill(none)')
-            for ser in client.series(q, epoch="ns"):
-                values = ser["values"]
-                if values:
-                    idx = pd.DatetimeIndex([v[0] for v in values], tz="UTC") + width / 2
-                    out[ser["tags"]["point"]].append(pd.Series([v[1] for v in values], index=idx, dtype=float))
+    for src, where in _sources(client, refs, retention_policy):
+        q = (f'SELECT mean("rate") AS "rate" FROM {src} WHERE {where} AND time >= {_ts(start - width)} '
+             f'AND time < {_ts(end + width)} GROUP BY time({bucket}), "point" fill(none)')
+        for ser in client.series(q, epoch="ns"):
+            values = ser["values"]
+            if values:
+                idx = pd.DatetimeIndex([v[0] for v in values], tz="UTC") + width / 2
+                out[ser["tags"]["point"]].append(pd.Series([v[1] for v in values], index=idx, dtype=float))
     return {pid: pd.concat(ss).sort_index() for pid, ss in out.items()}
 
 

@@ -221,25 +221,25 @@ def cmd_accounting_evaluate(args: argparse.Namespace) -> int:
         print(f"lingtan accounting evaluate: {exc}", file=sys.stderr)
         return 2
     if args.format == "table":
-        out = totals_table(acc) + "\n"
+        _emit(totals_table(acc) + "\n", args.output)
     else:
-        out = json.dumps(accounts_dict(acc, lib), ensure_ascii=False, indent=1) + "\n"
-    if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
-    else:
-        sys.stdout.write(out)
+        _emit(json.dumps(accounts_dict(acc, lib), ensure_ascii=False, indent=1) + "\n", args.output)
     return 0
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Write ``text`` to the file ``output``, or to stdout."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_accounting_schema(args: argparse.Namespace) -> int:
     """Print (or write) the JSON Schema of the offline inventory format."""
     from lingtan.calc.inventory import inventory_schema
 
-    text = json.dumps(inventory_schema(), ensure_ascii=False, indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _emit(json.dumps(inventory_schema(), ensure_ascii=False, indent=2) + "\n", args.output)
     return 0
 
 
@@ -328,12 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--emit-log", help="write every emitted value as JSON lines to this file")
     sp = add("collect", cmd_collect, "collect one protocol into InfluxDB")
     sp.add_argument("--protocol", required=True, choices=["opcua", "modbus", "mqtt"])
+    def nested(group, name: str, func, help_text: str) -> argparse.ArgumentParser:
+        sp = group.add_parser(name, help=help_text)
+        sp.add_argument("--state-dir")
+        sp.add_argument("--park")
+        sp.set_defaults(func=func)
+        return sp
+
     influx = sub.add_parser("influx", help="InfluxDB administration")
     isub = influx.add_subparsers(dest="influx_command", required=True)
-    sp = isub.add_parser("init", help="create database, retention policies and continuous queries (idempotent)")
-    sp.add_argument("--state-dir")
-    sp.add_argument("--park")
-    sp.set_defaults(func=cmd_influx_init)
+    nested(isub, "init", cmd_influx_init, "create database, retention policies and continuous queries (idempotent)")
     acc = sub.add_parser("accounting", help="energy and carbon accounting (GB/T 2589, GB/T 32150)")
     asub = acc.add_subparsers(dest="accounting_command", required=True)
     sp = asub.add_parser("evaluate", help="account an offline inventory file (JSON or YAML)")
@@ -350,17 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_accounting_factors)
     calc = sub.add_parser("calc", help="the calc-service: derived energy and carbon series")
     csub = calc.add_subparsers(dest="calc_command", required=True)
-    sp = csub.add_parser("serve", help="run the calc-service API and scheduler")
-    sp.add_argument("--state-dir")
-    sp.add_argument("--park")
-    sp.set_defaults(func=cmd_calc_serve)
-    sp = csub.add_parser("recalc", help="recalculate a range now (hours, then days, months, years)")
-    sp.add_argument("--state-dir")
-    sp.add_argument("--park")
+    nested(csub, "serve", cmd_calc_serve, "run the calc-service API and scheduler")
+    sp = nested(csub, "recalc", cmd_calc_recalc, "recalculate a range now (hours, then days, months, years)")
     sp.add_argument("--start", required=True, help="YYYY-MM-DD[THH:MM], Asia/Shanghai")
     sp.add_argument("--end", required=True)
     sp.add_argument("--reason", required=True)
-    sp.set_defaults(func=cmd_calc_recalc)
     sp = add("telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p

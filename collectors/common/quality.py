@@ -166,18 +166,15 @@ class PointProcessor:
             if raw.__class__ is float:
                 value = (raw * st.scale + st.offset) * st.factor
                 if st.lo <= value <= st.hi:
-                    if not st.counter:
-                        st.seen = now
-                        st.stale_reported = 0.0
-                        fast += 1
-                        if ts_ns != last_ts:
-                            last_ts, ts_text = ts_ns, f" {ts_ns}"
-                        append(f"{st.prefix}{value!r}{ts_text}")
-                        continue
-                    last = st.raw
-                    # raw - raw == 0 rules out inf and NaN without a call
-                    if ts_ns >= st.ts_ns and (last is None or raw >= last) and raw - raw == 0.0:
-                        st.raw, st.ts_ns = raw, ts_ns
+                    if st.counter:
+                        last = st.raw
+                        # in order and not going backwards; raw - raw == 0 rules out inf and NaN without a call
+                        plain = ts_ns >= st.ts_ns and (last is None or raw >= last) and raw - raw == 0.0
+                        if plain:
+                            st.raw, st.ts_ns = raw, ts_ns
+                    else:
+                        plain = True
+                    if plain:
                         st.seen = now
                         st.stale_reported = 0.0
                         fast += 1
