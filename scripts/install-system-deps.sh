@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages Lingtan runs locally: influxdb (influxd 1.x) and mosquitto.
+# Install the Debian packages Lingtan runs locally: influxdb (influxd 1.x), mosquitto, and
+# postgresql (the tests run the SQL store on PostgreSQL as well as SQLite).
 # Idempotent and silent when both are present. Uses sudo when not root.
 #
 # Lingtan never uses the packages' system services: lingtan.services starts its own instances
@@ -14,6 +15,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/
 missing=()
 have influxd || missing+=(influxdb)
 have mosquitto || missing+=(mosquitto)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 # Debian's python3 ships venv/ensurepip separately; `make venv` needs them.
 python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 \
   || missing+=(python3-venv)

@@ -129,3 +129,53 @@ def influx_db(influxd: InfluxServer, request: pytest.FixtureRequest) -> Iterator
     client.query(f'CREATE DATABASE "{name}"', database="")
     yield client
     client.query(f'DROP DATABASE "{name}"', database="")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL's bin directory (Debian: /usr/lib/postgresql/<v>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: `make test` installs it (scripts/install-system-deps.sh)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A private PostgreSQL cluster on a free loopback port; yields its SQLAlchemy URL.
+
+    initdb refuses to run as root, so under root the cluster belongs to the ``postgres`` system
+    user that the Debian package creates (``runuser``). fsync is off: the data is thrown away.
+    """
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    bin_dir = _pg_bin()
+    base = Path(tempfile.mkdtemp(prefix="lingtan-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_root = os.geteuid() == 0
+    if as_root:
+        for p in (base, sock):
+            shutil.chown(p, "postgres", "postgres")
+    port = free_port()
+
+    def run(*args: str) -> None:
+        cmd = (["runuser", "-u", "postgres", "--"] if as_root else []) + list(args)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            log = (base / "pg.log").read_text() if (base / "pg.log").exists() else ""
+            raise RuntimeError(f"{' '.join(args)} failed: {res.stdout}{res.stderr}{log}")
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--encoding=UTF8", "--locale=C")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "pg.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)

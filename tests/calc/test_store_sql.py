@@ -1,0 +1,83 @@
+"""The calc-service's SQL store on SQLite and on PostgreSQL (both real)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from lingtan.calc.factors import Factor
+from lingtan.calc.store import (
+    CalcRunRow,
+    ImportBatch,
+    active_overrides,
+    add_override,
+    import_production,
+    override_history,
+    production_frame,
+)
+from lingtan.db import make_engine, session_factory
+
+UNITS = {"A": {"a-station"}, "B": {"b-line"}}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lingtan.db'}"
+    else:
+        url = request.getfixturevalue("postgres")
+    engine = make_engine(url)
+    from lingtan.db import Base
+
+    Base.metadata.drop_all(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def factor(value: float, reason: str) -> Factor:
+    return Factor(id="park.gas.ncv", kind="ncv", subject="natural_gas", value=value, unit="MJ/m3",
+                  valid_from=dt.date(2026, 1, 1), source={"document": "气质报告", "edition": "2026-03"},
+                  confidence="measured", override=True, author="energy.manager", reason=reason)
+
+
+def test_overrides_are_superseded_never_overwritten(sessions):
+    with sessions() as s:
+        add_override(s, factor(36.0, "first measurement"))
+        add_override(s, factor(35.6, "March measurement"))
+        assert [f.value for f in active_overrides(s)] == [35.6]
+        hist = override_history(s, "park.gas.ncv")
+        assert [(h["active"], h["reason"]) for h in hist] == [(False, "first measurement"), (True, "March measurement")]
+        assert hist[1]["factor"]["source"]["document"] == "气质报告"
+
+
+def test_production_import_all_or_nothing_and_supersede(sessions):
+    rows = [{"enterprise": "B", "period_type": "month", "period_start": "2026-03-01", "product": "注塑件",
+             "quantity": "1000", "product_unit": "t", "output_value": "5000"}]
+    with sessions() as s:
+        ok = import_production(s, rows, UNITS, source="march.csv", payload=b"x", author="erp")
+        assert ok.accepted and ok.errors == []
+        bad = import_production(s, rows + [{"enterprise": "Z", "period_start": "2026-03-01", "quantity": 1}],
+                                UNITS, source="bad.csv", payload=b"y", author="erp")
+        assert not bad.accepted and bad.errors == ["bad.csv: row 2: enterprise 'Z' is not an enterprise of the park"]
+        again = [{**rows[0], "quantity": "1100"}]
+        import_production(s, again, UNITS, source="march-v2.csv", payload=b"z", author="erp")
+        frame = production_frame(s)
+        b = frame[frame["entity"] == "B"]
+        assert b["quantity"].tolist() == [1100.0]  # the newer record; the old one is kept, superseded
+        park = frame[frame["entity"] == "park"]
+        assert park["output_value"].tolist() == [5000.0]
+        batches = s.scalars(select(ImportBatch).order_by(ImportBatch.id)).all()
+        assert [(b.source, b.accepted, len(b.sha256)) for b in batches] == [
+            ("march.csv", True, 64), ("bad.csv", False, 64), ("march-v2.csv", True, 64)]
+
+
+def test_run_log_keeps_what_changed(sessions):
+    with sessions() as s:
+        s.add(CalcRunRow(job="job-1", period="hour", start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+                         end=dt.datetime(2026, 3, 1, 1, tzinfo=dt.UTC), reason="late data", lines=31, seconds=0.2,
+                         changed=["B 2026-03-01T10:00:00+08:00: 0.0984 -> 0.172 tce"]))
+        s.commit()
+        row = s.scalars(select(CalcRunRow)).one()
+        assert row.changed[0].startswith("B 2026-03-01T10:00")
