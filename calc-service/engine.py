@@ -22,7 +22,7 @@ from lingtan.calc.consumption import period_starts
 from lingtan.calc.derived import RP, accounts_lines, flow_lines
 from lingtan.calc.factors import FactorLibrary
 from lingtan.calc.flows import edge_points, energy_flows
-from lingtan.calc.metered import counter_points, quantities, read_counters, read_rates
+from lingtan.calc.metered import counter_points, quantities, read_counters, read_hourly, read_rates
 from lingtan.calc.results import Accounts, account, summarise
 from lingtan.influxdb import InfluxClient
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
@@ -32,6 +32,8 @@ from lingtan.park.model import Park
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
 PERIODS = ("hour", "day", "month", "year")
+#: a recalculation longer than this reads one reading per hour and point in bulk (read_hourly)
+BULK_AFTER = pd.Timedelta(days=3)
 _CHILD = {"day": "hour", "month": "day", "year": "month"}
 _ENERGY_TAGS = ["entity", "enterprise", "unit_id", "meter", "carrier", "flow", "usage"]
 _EMISSION_TAGS = ["entity", "enterprise", "unit_id", "meter", "carrier", "category", "scope", "usage"]
@@ -148,8 +150,37 @@ class ParkCalculator:
         run.seconds = time.perf_counter() - t0
         return run
 
+    def _write_hours(self, q: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, reason: str,
+                     scope: str | None) -> RunLog:
+        """Account and write precomputed per-point hourly quantities."""
+        t0 = time.perf_counter()
+        run = RunLog("hour", start, end, reason)
+        before = self._totals("hour", start, end)
+        acc = _scoped(account(ledger(self.rules, q), self.lib, self.options), scope)
+        lines = accounts_lines(acc, self.park.park.id, "hour", self.options.electricity_basis)
+        if scope in (None, PARK_ENTITY):
+            flows, nodes = energy_flows(self.park, q, self.lib, self.options)
+            lines += flow_lines(flows, nodes, self.park.park.id, "hour")
+        self._write(lines)
+        run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
+        run.changed = _changes(before, acc.totals)
+        run.seconds = time.perf_counter() - t0
+        return run
+
+    def bulk_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, scope: str | None = None) -> list[RunLog]:
+        """Hours of a long range from one bulk read (:func:`read_hourly`), written a day at a time."""
+        q_all = read_hourly(self.client, self.refs + self.rate_refs, start, end, self.raw_policy)
+        runs = []
+        t = start
+        while t < end:
+            u = min(end, t + pd.Timedelta(days=1))
+            q = q_all[(q_all["period"] >= t) & (q_all["period"] < u)]
+            runs.append(self._write_hours(q, t, u, reason + " (bulk)", scope))
+            t = u
+        return runs
+
     def recalculate(self, start: pd.Timestamp, end: pd.Timestamp, reason: str,
-                    scope: str | None = None) -> list[RunLog]:
+                    scope: str | None = None, bulk_after: pd.Timedelta = BULK_AFTER) -> list[RunLog]:
         """Recompute every hour in [start, end), then each day, month and year they touch.
 
         ``scope`` (an enterprise id or ``park``) limits what is rewritten to that entity's
@@ -159,12 +190,15 @@ class ParkCalculator:
         """
         start, end = period_start(start, "hour"), period_start(end - pd.Timedelta(1, "ns"), "hour") + pd.Timedelta(hours=1)
         runs = []
-        day = pd.Timedelta(days=1)
-        t = start
-        while t < end:  # a day of hours per query keeps each response small
-            u = min(end, t + day)
-            runs.append(self.run_hours(t, u, reason, scope))
-            t = u
+        if end - start > bulk_after:
+            # long ranges: one reading per hour and point, read in month queries (see read_hourly)
+            runs += self.bulk_hours(start, end, reason, scope)
+        else:
+            t = start
+            while t < end:  # a day of hours per query keeps each response small
+                u = min(end, t + pd.Timedelta(days=1))
+                runs.append(self.run_hours(t, u, reason, scope))
+                t = u
         for period in ("day", "month", "year"):
             p = period_start(start, period)
             while p < end:

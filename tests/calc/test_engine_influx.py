@@ -170,3 +170,20 @@ def test_a_meter_without_a_counter_is_integrated(db):
     for entity, tce in day_expectation(24.0).items():
         got = days[days["entity"] == entity]["comprehensive_tce"]
         assert got.to_numpy() == pytest.approx([tce, tce], rel=1e-9), entity
+
+
+def test_bulk_recalculation_matches_the_exact_path(db):
+    """A long range is read in bulk (first reading per hour); with readings on the hour it
+    gives exactly the hour-by-hour figures."""
+    park = parse_park(PARK_AB, Path("ex2.yaml"))
+    write_readings(db, park, every="15min")
+    calc = ParkCalculator(park, db, FactorLibrary.shipped(), bucket="1m")
+    end = START + pd.Timedelta(hours=HOURS)
+    runs = calc.recalculate(START, end, "bulk", bulk_after=pd.Timedelta(hours=1))
+    assert any("(bulk)" in r.reason for r in runs)
+    days = read_totals(db, "day")
+    for entity, tce in day_expectation(24.0).items():
+        got = days[days["entity"] == entity]["comprehensive_tce"]
+        assert got.to_numpy() == pytest.approx([tce, tce], rel=1e-9), entity
+    exact = calc.recalculate(START, end, "exact")  # 2 days: hour by hour, nothing may change
+    assert all(not r.changed for r in exact if r.period == "hour")
