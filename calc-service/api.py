@@ -23,7 +23,7 @@ from lingtan.calc.inventory import evaluate, parse_inventory
 from lingtan.calc.openapi import openapi_spec
 from lingtan.calc.report import TOTAL_UNITS, accounts_dict, factor_dict
 from lingtan.calc.service import affected_range
-from lingtan.calc.store import add_override, import_production, override_history, read_table
+from lingtan.calc.store import add_override, import_activity, import_production, override_history, read_table
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TZ = "Asia/Shanghai"
@@ -296,16 +296,18 @@ def _enterprise_units() -> dict[str, set[str]]:
     return {e.id: {u.id for u in e.units} for e in _svc().park.enterprises}
 
 
-@bp.post("/production")
-def production_rows():
+@bp.post("/<any(production, process, green):kind>")
+def activity_rows(kind: str):
+    """Production data, process activities or green-power claims as JSON rows."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
         raise ApiError(400, "bad_json", 'expected {"rows": [{enterprise, period_type, period_start, ...}]}', "rows")
-    return _import(body["rows"], "api", json.dumps(body, sort_keys=True).encode())
+    return _import(kind, body["rows"], "api", json.dumps(body, sort_keys=True).encode())
 
 
-@bp.post("/production/import")
-def production_import():
+@bp.post("/<any(production, process, green):kind>/import")
+def activity_import(kind: str):
+    """The same from a CSV or XLSX file (first row the header), all rows or none."""
     f = request.files.get("file")
     if f is None or not f.filename:
         raise ApiError(400, "file_required", "upload a CSV or XLSX file in the form field 'file'", "file")
@@ -314,14 +316,19 @@ def production_import():
         rows = read_table(payload, f.filename)
     except Exception as exc:  # unreadable spreadsheet: name the file
         raise ApiError(400, "unreadable_file", f"{f.filename}: {exc}", "file") from None
-    return _import(rows, f.filename, payload)
+    return _import(kind, rows, f.filename, payload)
 
 
-def _import(rows: list[dict], source: str, payload: bytes):
+def _import(kind: str, rows: list[dict], source: str, payload: bytes):
     svc = _svc()
     with svc.sessions() as s:
-        batch = import_production(s, rows, _enterprise_units(), source=source, payload=payload, author=_user())
-        result = {"batch": batch.id, "source": source, "accepted": batch.accepted, "rows": batch.rows,
+        if kind == "production":
+            batch = import_production(s, rows, _enterprise_units(), source=source, payload=payload, author=_user())
+        else:
+            materials = {f.subject for f in svc.library() if f.kind.value == "process_emission_factor"}
+            batch = import_activity(s, kind, rows, _enterprise_units(), source=source, payload=payload,
+                                    author=_user(), materials=materials)
+        result = {"batch": batch.id, "kind": kind, "source": source, "accepted": batch.accepted, "rows": batch.rows,
                   "errors": batch.errors}
     if not result["accepted"]:
         return jsonify({**result, **{"error": {"status": 422, "code": "invalid_rows",

@@ -94,8 +94,21 @@ def openapi_spec() -> dict[str, Any]:
                     "type": "object", "properties": {"rows": {"type": "array", "items": {
                         "$ref": "#/components/schemas/ProductionRow"}}}}}}},
                 "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+            "/api/v1/process": {"post": {
+                "summary": "record process activities (material in t, calcination fraction) per enterprise and period",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"rows": {"type": "array", "items": {
+                        "$ref": "#/components/schemas/ProcessRow"}}}}}}},
+                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+            "/api/v1/green": {"post": {
+                "summary": "record green-power contracts and GECs claimed per enterprise and period (market-based)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"rows": {"type": "array", "items": {
+                        "$ref": "#/components/schemas/GreenRow"}}}}}}},
+                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
             "/api/v1/production/import": {"post": {
-                "summary": "import production data from a CSV or XLSX file (all rows or none)",
+                "summary": "import production data from a CSV or XLSX file (all rows or none); "
+                           "/api/v1/process/import and /api/v1/green/import take the same form",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
                 "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
@@ -111,6 +124,20 @@ def openapi_spec() -> dict[str, Any]:
                 "production_unit": {"type": "string"},
                 "output_value": {"type": "number", "minimum": 0, "description": "总产值 [万元]"},
                 "value_added": {"type": "number", "minimum": 0, "description": "增加值 [万元]"}}},
+            "ProcessRow": {"type": "object", "required": ["enterprise", "period_start", "material", "quantity"],
+                           "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
+                                          "period_start": {"type": "string", "format": "date"},
+                                          "material": {"type": "string", "description": "e.g. CaCO3"},
+                                          "quantity": {"type": "number", "minimum": 0, "description": "[t]"},
+                                          "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                                          "production_unit": {"type": "string"}}},
+            "GreenRow": {"type": "object", "required": ["enterprise", "period_start", "instrument", "reference"],
+                         "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
+                                        "period_start": {"type": "string", "format": "date"},
+                                        "instrument": {"enum": ["green_power_contract", "gec"]},
+                                        "reference": {"type": "string"}, "kwh": {"type": "number", "minimum": 0},
+                                        "certificates": {"type": "number", "minimum": 0,
+                                                         "description": "GECs, 1 000 kWh each"}}},
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
                 "field": {"type": "string"}}}}},

@@ -109,6 +109,8 @@ def summarise(energy: pd.DataFrame, emissions: pd.DataFrame, lib: FactorLibrary,
     """Totals and intensities from accounted rows (:func:`account`, or sums of them over a period)."""
     if process is not None and not process.empty:
         emissions = pd.concat([emissions, process_rows(process, lib)], ignore_index=True)
+    if green_kwh is not None and not green_kwh.empty:
+        emissions = pd.concat([emissions, _green_rows(emissions, green_kwh, lib, options)], ignore_index=True)
 
     counted = energy["usage"].isin(["production", "feedstock"])
     totals = pd.concat([
@@ -124,10 +126,8 @@ def summarise(energy: pd.DataFrame, emissions: pd.DataFrame, lib: FactorLibrary,
         _sum(emissions, emissions["category"] == "biomass", "tco2", "biomass_tco2"),
         _sum(emissions, emissions["usage"] == "non_production", "tco2", "non_production_tco2"),
         _sum(emissions, in_total & (emissions["category"] == "purchased_electricity"), "quantity", "purchased_kwh"),
+        _sum(emissions, emissions["category"] == "green_electricity", "quantity", "green_kwh"),
     ], axis=1), how="outer").fillna(0.0)
-    totals["green_kwh"] = 0.0
-    if green_kwh is not None and not green_kwh.empty:
-        _apply_green(totals, green_kwh, lib, options)
     totals["total_tco2"] = totals["scope1_tco2"] + totals["scope2_tco2"]
     totals["total_market_tco2"] = totals["scope1_tco2"] + totals["scope2_market_tco2"]
     totals = totals.reset_index()
@@ -138,17 +138,29 @@ def summarise(energy: pd.DataFrame, emissions: pd.DataFrame, lib: FactorLibrary,
     return Accounts(energy, emissions, totals, by_carrier, intensities)
 
 
-def _apply_green(totals: pd.DataFrame, green: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions) -> None:
-    """Market-based: claimed green kWh leave the purchased electricity at the residual factor."""
-    g = green.groupby(KEYS)["kwh"].sum()
-    for key, kwh in g.items():
-        if key not in totals.index:
+def _green_rows(emissions: pd.DataFrame, green: pd.DataFrame, lib: FactorLibrary,
+                options: AccountingOptions) -> pd.DataFrame:
+    """Market-based: claimed green kWh leave the purchased electricity at the residual factor.
+
+    One ``green_electricity`` row per claim (scope 2, ``tco2`` 0, ``tco2_market`` negative,
+    ``quantity`` the kWh claimed, at most the kWh purchased): a row, not an adjustment of a
+    total, so that months and years, which are sums of rows, keep the claims.
+    """
+    bought = emissions[(emissions["category"] == "purchased_electricity")
+                       & emissions["usage"].isin(["production", "feedstock"])].groupby(KEYS)["quantity"].sum()
+    rows = []
+    for key, kwh in green.groupby(KEYS)["kwh"].sum().items():
+        claimable = min(float(kwh), max(0.0, float(bought.get(key, 0.0))))
+        if claimable <= 0:
             continue
-        claimable = min(float(kwh), max(0.0, float(totals.at[key, "purchased_kwh"])))
         day = pd.Timestamp(key[0]).tz_convert("Asia/Shanghai").date()
         residual = grid_factor(day, lib, "CN", options.residual_basis)
-        totals.at[key, "green_kwh"] = claimable
-        totals.at[key, "scope2_market_tco2"] -= claimable * residual.value
+        rows.append({"period": key[0], "entity": key[1], "enterprise": key[1] if key[1] != "park" else "",
+                     "unit": "", "meter": "", "point": "", "carrier": "electricity", "flow": "input",
+                     "usage": "production", "quantity": claimable, "category": "green_electricity", "scope": 2,
+                     "tco2": 0.0, "tco2_market": -claimable * residual.value,
+                     "emission_factors": residual.factor_ids, "market_factors": residual.factor_ids})
+    return pd.DataFrame(rows)
 
 
 def _intensities(totals: pd.DataFrame, energy: pd.DataFrame, emissions: pd.DataFrame,

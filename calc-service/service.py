@@ -30,7 +30,14 @@ from sqlalchemy.orm import sessionmaker
 
 from lingtan.calc.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan.calc.factors import FactorLibrary, load_factor_file
-from lingtan.calc.store import CalcRunRow, active_overrides, add_override, production_frame
+from lingtan.calc.store import (
+    CalcRunRow,
+    active_overrides,
+    add_override,
+    green_frame,
+    process_frame,
+    production_frame,
+)
 from lingtan.influxdb import InfluxClient
 from lingtan.park.model import Park
 from lingtan.settings import Settings
@@ -108,6 +115,8 @@ class CalcService:
         with self.sessions() as s:
             self.calculator.lib = self.shipped.with_overrides(active_overrides(s))
             self.calculator.production = production_frame(s)
+            self.calculator.process = process_frame(s)
+            self.calculator.green = green_frame(s)
 
     # ------------------------------------------------------------------ jobs
     def submit(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, author: str,

@@ -186,3 +186,28 @@ def test_recalculation_scoped_to_one_enterprise(app, client):
     assert bad.status_code == 400 and "scope 'nobody'" in bad.json["error"]["message"]
     assert client.post("/api/v1/recalc", json={"start": "2026-03-01", "end": "2026-03-02"}).json["error"]["field"] \
         == "reason"
+
+
+def test_process_and_green_data_enter_the_month(app, client):
+    r = client.post("/api/v1/process", json={"rows": [
+        {"enterprise": "B", "period_type": "month", "period_start": "2026-03-01", "material": "CaCO3",
+         "quantity": 100, "fraction": 0.98}]}, headers={"X-Lingtan-User": "process-engineer"})
+    assert r.status_code == 201, r.json
+    r = client.post("/api/v1/green", json={"rows": [
+        {"enterprise": "B", "period_type": "month", "period_start": "2026-03-01", "instrument": "gec",
+         "reference": "GEC-2026-000123..000132", "certificates": 10}]})
+    assert r.status_code == 201, r.json
+    bad = client.post("/api/v1/process", json={"rows": [
+        {"enterprise": "B", "period_start": "2026-03-01", "material": "unobtainium", "quantity": 1}]})
+    assert bad.status_code == 422 and "material 'unobtainium' has no process emission factor" in bad.json["errors"][0]
+    computed(app)
+    month = client.get("/api/v1/carbon?entity=B&period=month&start=2026-03-01&end=2026-04-01").json["rows"][0]
+    days = client.get("/api/v1/carbon?entity=B&period=day&start=2026-03-01&end=2026-03-03").json["rows"]
+    days_scope1 = sum(d["scope1_tco2"] for d in days)
+    assert month["scope1_tco2"] - days_scope1 == pytest.approx(100 * 0.98 * 0.4397, rel=1e-9)  # process CO2
+    assert month["green_kwh"] == 10_000.0
+    residual = 0.6096 / 1000  # tCO2 per kWh
+    assert sum(d["scope2_market_tco2"] for d in days) - month["scope2_market_tco2"] == pytest.approx(
+        10_000 * residual, rel=1e-9)
+    src = client.get("/api/v1/carbon?entity=B&period=month&start=2026-03-01&end=2026-04-01&by=source").json["rows"]
+    assert any(r["category"] == "process" and r["factors"] == "process.caco3" for r in src)
