@@ -95,3 +95,16 @@ def test_dengjia_needs_the_years_value():
     lib = lib.with_overrides([override(id="park.dengjia.2026", kind="electricity_equivalent", subject="electricity",
                                        value=0.3003, unit="kgce/kWh", reason="上年全国供电标准煤耗 (set each year)")])
     assert coal_equivalent(Carrier.electricity, D, lib, opts).value == pytest.approx(0.3003e-3)
+
+
+def test_every_regional_grid_has_its_2022_and_2023_factor():
+    lib = FactorLibrary.shipped()
+    regions = ["north_china", "northeast_china", "east_china", "central_china", "northwest_china", "south_china",
+               "southwest_china"]
+    expected_2022 = [0.6776, 0.5564, 0.5617, 0.5395, 0.5857, 0.3869, 0.2268]
+    for region, v in zip(regions, expected_2022, strict=True):
+        assert lib.resolve("grid_emission_factor", "electricity", dt.date(2022, 6, 1), region=region,
+                           basis="average").value == v
+        assert lib.resolve("grid_emission_factor", "electricity", D, region=region, basis="average").data_year == 2023
+    # a province's 2022 factor stays in force until a newer one is added
+    assert lib.resolve("grid_emission_factor", "electricity", D, region="yunnan", basis="average").value == 0.1073
