@@ -91,32 +91,21 @@ class ParkCalculator:
         self.green: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ hours from raw readings
-    def compute_hours(self, start: pd.Timestamp, end: pd.Timestamp) -> tuple[Accounts, pd.DataFrame, pd.DataFrame]:
-        """Accounts, flows and conversion nodes per hour for hours starting in [start, end)."""
+    def hour_quantities(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Consumption per point and hour for hours starting in [start, end), from raw readings."""
         readings = read_counters(self.client, self.refs, start, end, self.raw_policy, self.bucket)
         refs = self.refs
         if self.rate_refs:
             readings.update(read_rates(self.client, self.rate_refs, start, end, self.raw_policy, self.bucket or "1m"))
             refs = refs + self.rate_refs
-        q = quantities(readings, refs, "hour", start, end)
-        acc = account(ledger(self.rules, q), self.lib, self.options)
-        flows, nodes = energy_flows(self.park, q, self.lib, self.options)
-        return acc, flows, nodes
+        return quantities(readings, refs, "hour", start, end)
 
     def run_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str = "schedule",
                   scope: str | None = None) -> RunLog:
+        """Recompute and write the hours starting in [start, end) from raw readings."""
         t0 = time.perf_counter()
-        run = RunLog("hour", start, end, reason)
-        before = self._totals("hour", start, end)
-        acc, flows, nodes = self.compute_hours(start, end)
-        acc = _scoped(acc, scope)
-        lines = accounts_lines(acc, self.park.park.id, "hour", self.options.electricity_basis)
-        if scope in (None, PARK_ENTITY):
-            lines += flow_lines(flows, nodes, self.park.park.id, "hour")
-        self._write(lines)
-        run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
-        run.changed = _changes(before, acc.totals)
-        run.seconds = time.perf_counter() - t0
+        run = self._write_hours(self.hour_quantities(start, end), start, end, reason, scope)
+        run.seconds = time.perf_counter() - t0  # including the read
         return run
 
     # ------------------------------------------------------------------ longer periods as sums
