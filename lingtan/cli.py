@@ -150,9 +150,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     children += [ChildSpec(f"collector-{p}", [*base, "collect", "--protocol", p], env=env)
                  for p in ("opcua", "modbus", "mqtt")]
     children.append(ChildSpec("calc-service", [*base, "calc", "serve"], env=env))
+    children.append(ChildSpec("auth-proxy", [*base, "proxy", "serve"], env=env))
+    if settings.proxy_http_port:
+        children.append(ChildSpec("http-redirect", [*base, "proxy", "redirect"], env=env))
+    from lingtan.proxy.certs import ParkCA
+    from lingtan.proxy.cli import create_first_admin
+
+    ParkCA.ensure(state_dir / "pki", park.park.name)
+    admin_password = create_first_admin(settings)
     sup = ProcessSupervisor(state_dir, children)
     pid = sup.spawn_daemon([*base, "supervise", "--state-dir", str(state_dir)])
-    print(f"  supervisor pid {pid}: simulator, collector-opcua, collector-modbus, collector-mqtt, calc-service")
+    print(f"  supervisor pid {pid}: " + ", ".join(c.name for c in children))
     if args.wait > 0:
         from lingtan.status import point_freshness
 
@@ -175,6 +183,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  MQTT       mqtt://{settings.mqtt_host}:{settings.mqtt_port}   OPC UA {settings.opcua_endpoint}"
           f"   Modbus TCP {settings.modbus_host}:{settings.modbus_port}")
     print(f"  calc API   http://{settings.calc_host}:{settings.calc_port}/api/v1/openapi.json")
+    host = "localhost" if settings.proxy_bind in ("127.0.0.1", "0.0.0.0") else settings.proxy_bind
+    url = settings.proxy_public_url or f"https://{host}:{settings.proxy_port}/"
+    print(f"  portal     {url}   (park CA to trust: {state_dir / 'pki' / 'ca.crt'})")
+    if admin_password:
+        print(f"  first login: user admin, one-time password {admin_password}")
+        print("              (shown only now; change it and set up a second factor at first login)")
     print("  `lingtan status` shows each process; `make down` stops everything.")
     return 0
 
@@ -359,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--start", required=True, help="YYYY-MM-DD[THH:MM], Asia/Shanghai")
     sp.add_argument("--end", required=True)
     sp.add_argument("--reason", required=True)
+    from lingtan.proxy.cli import register as register_proxy
+
+    register_proxy(sub, nested)
     sp = add("telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p

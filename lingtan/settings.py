@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     calc_port: int = Field(8090, ge=1, le=65535)
     calc_interval_s: float = Field(60.0, gt=0)  # how often the current hour is recomputed
 
+    # the auth proxy (front door): HTTPS with the park CA's server certificate unless a real one is set
+    proxy_bind: str = "127.0.0.1"  # 0.0.0.0 to serve the park network
+    proxy_port: int = Field(8443, ge=1, le=65535)
+    proxy_http_port: int = Field(8080, ge=0, le=65535)  # plain HTTP, redirects only; 0 = off
+    proxy_public_url: str = ""  # e.g. https://energy.park.example; default https://<host>:<proxy_port>
+    proxy_tls_cert: Path | None = None
+    proxy_tls_key: Path | None = None
+    proxy_workers: int = Field(2, ge=1, le=64)
+    proxy_threads: int = Field(16, ge=1, le=512)
+    proxy_trusted_hops: int = Field(0, ge=0, le=3)  # reverse proxies in front whose X-Forwarded-For we believe
+    grafana_url: str = ""  # Grafana behind the proxy (auth.proxy), e.g. http://grafana:3000; empty = none
+
     write_batch_size: int = Field(5000, ge=1, le=1_000_000)
     # how long a partial batch waits for more lines: bounds the write latency at low rates
     write_flush_interval_s: float = Field(0.25, gt=0)
@@ -58,6 +70,17 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"influx_url {v!r} must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("grafana_url", "proxy_public_url")
+    @classmethod
+    def _optional_url(cls, v: str) -> str:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} must start with http:// or https://")
+        return v.rstrip("/")
+
+    @property
+    def calc_url(self) -> str:
+        return f"http://{self.calc_host}:{self.calc_port}"
 
     @property
     def sql_url(self) -> str:

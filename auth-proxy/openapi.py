@@ -1,0 +1,99 @@
+"""OpenAPI 3.0 description of the proxy's read API (``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+VERSION = "1.0.0"
+
+
+def _error() -> dict[str, Any]:
+    return {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["status", "code", "message"],
+        "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+                       "field": {"type": "string"}}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Invalid parameter", 401: "Not logged in and no valid API token", 403: "Outside the caller's scope",
+            404: "Unknown entity", 429: "Token rate limit reached", 502: "The calc-service failed",
+            503: "A data service is unavailable"}
+    return {str(c): {"description": text[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            for c in codes}
+
+
+def _param(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def openapi_spec(enterprises: list[str]) -> dict[str, Any]:
+    entity = _param("entity", {"type": "string", "enum": ["park", *enterprises], "default": "park"},
+                    "'park' or an enterprise id; must lie within the caller's scope")
+    period = _param("period", {"type": "string", "enum": ["hour", "day", "month", "year"]},
+                    "calendar period (Asia/Shanghai); default day (month for intensity)")
+    start = _param("start", {"type": "string"}, "first period, a date or ISO 8601 time (default: 7 days ago)")
+    end = _param("end", {"type": "string"}, "end, exclusive (default: tomorrow)")
+    fmt = _param("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "answer format")
+    table = {"200": {"description": "Rows with their units", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Table"}},
+        "text/csv": {"schema": {"type": "string"}}}}}
+    common = _errors(400, 401, 403, 404, 429, 502, 503)
+
+    def accounts(kind: str, by: list[str], summary: str) -> dict[str, Any]:
+        params = [entity, period, start, end, fmt]
+        if by:
+            params.append(_param("by", {"type": "string", "enum": by, "default": by[0]}, "breakdown"))
+        return {"get": {"summary": summary, "tags": ["data"], "parameters": params, "responses": {**table, **common},
+                        "x-data-kind": kind}}
+
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Lingtan read API", "version": VERSION,
+                 "description": "Energy, carbon and intensity of the park and its enterprises, and real-time "
+                                "values. Authenticate with 'Authorization: Bearer <API token>' (created in the "
+                                "portal) or a portal session. Every answer is limited to the caller's scope; "
+                                "every token use is audited."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+        "paths": {
+            "/api/v1/entities": {"get": {"summary": "The park and the enterprises the caller may read", "tags": ["data"],
+                                         "responses": {"200": {"description": "Entities", "content": {
+                                             "application/json": {"schema": {"type": "array", "items": {
+                                                 "$ref": "#/components/schemas/Entity"}}}}}, **_errors(401, 502, 503)}}},
+            "/api/v1/energy": accounts("energy", ["total", "carrier"],
+                                       "Comprehensive energy consumption [tce] (GB/T 2589), or by carrier"),
+            "/api/v1/carbon": accounts("carbon", ["total", "source", "meter"],
+                                       "CO₂ emissions [tCO2], scope 1 and 2, location- and market-based"),
+            "/api/v1/intensity": accounts("intensity", [], "Intensity indicators (per output, per value added)"),
+            "/api/v1/realtime": {"get": {
+                "summary": "The newest reading of every meter of the entity (last 10 minutes)", "tags": ["data"],
+                "parameters": [entity, fmt], "x-data-kind": "realtime",
+                "responses": {"200": {"description": "Readings", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Realtime"}},
+                    "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 401, 403, 404, 429, 503)}}},
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"},
+                                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__Host-lingtan"}},
+            "schemas": {
+                "Error": _error(),
+                "Entity": {"type": "object", "required": ["id", "name", "type"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "type": {"type": "string", "enum": ["park", "enterprise"]}}},
+                "Table": {"type": "object", "required": ["entity", "period", "start", "end", "units", "rows"],
+                          "properties": {"entity": {"type": "string"}, "period": {"type": "string"},
+                                         "start": {"type": "string"}, "end": {"type": "string"},
+                                         "units": {"type": "object"}, "by": {"type": "string"},
+                                         "rows": {"type": "array", "items": {"type": "object", "required": ["period_start"],
+                                                                             "properties": {"period_start": {"type": "string"}}}}}},
+                "Realtime": {"type": "object", "required": ["entity", "window", "rows"], "properties": {
+                    "entity": {"type": "string"}, "window": {"type": "string"},
+                    "rows": {"type": "array", "items": {"type": "object", "required": [
+                        "enterprise", "meter", "point", "carrier", "value", "value_unit", "time"], "properties": {
+                        "enterprise": {"type": "string"}, "unit": {"type": "string"}, "meter": {"type": "string"},
+                        "point": {"type": "string"}, "carrier": {"type": "string"}, "role": {"type": "string"},
+                        "value": {"type": "number", "nullable": True}, "value_unit": {"type": "string"},
+                        "time": {"type": "string"}}}}}},
+            },
+        },
+    }
