@@ -63,7 +63,9 @@ def _time(name: str, default: pd.Timestamp) -> pd.Timestamp:
     try:
         t = pd.Timestamp(raw)
     except ValueError:
-        raise ApiError(400, "bad_time", f"{name} {raw!r} is not a date or ISO 8601 time", name) from None
+        t = pd.NaT
+    if pd.isna(t):  # also the empty string, which pandas reads as NaT
+        raise ApiError(400, "bad_time", f"{name} {raw!r} is not a date or ISO 8601 time", name)
     return t.tz_localize(TZ) if t.tzinfo is None else t.tz_convert(TZ)
 
 

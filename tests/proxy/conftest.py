@@ -7,6 +7,11 @@ B: a manufacturer) with two accounted days, so scope tests have two enterprises 
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pyotp
 import pytest
+import requests
 from waitress.server import create_server
+from websockets.sync.server import serve as ws_serve
 
 from lingtan.influxdb import InfluxClient
 from lingtan.park.loader import parse_park
@@ -145,3 +152,73 @@ def login(client, account: Account, *, code: str | None = None):
 def session_csrf(client) -> str:
     """The CSRF token of the logged-in session (from the profile page's forms)."""
     return csrf_from(client.get("/profile", base_url=BASE).get_data(as_text=True))
+
+
+# --------------------------------------------------------------------------- the proxy as deployed
+
+@pytest.fixture(scope="module")
+def grafana_standin():
+    """HTTP: answers with the request's headers as JSON. WebSocket: echoes every message."""
+    seen: list[dict] = []
+
+    def process_request(connection, request):
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            seen.append(dict(request.headers.raw_items()))
+            return None
+        body = json.dumps({"path": request.path, "headers": dict(request.headers.raw_items())})
+        resp = connection.respond(200, body)
+        resp.headers["Content-Type"] = "application/json"
+        return resp
+
+    def echo(ws):
+        for message in ws:
+            ws.send(f"echo:{message}")
+
+    port = free_port()
+    server = ws_serve(echo, "127.0.0.1", port, process_request=process_request)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}", seen
+    server.shutdown()
+
+
+@pytest.fixture
+def live(app, proxy_settings, grafana_standin):
+    """`lingtan proxy serve` and `lingtan proxy redirect` on free ports, sharing the test app's state dir."""
+    https, http = free_port(), free_port()
+    s = proxy_settings
+    env = {**os.environ, "LINGTAN_STATE_DIR": str(s.state_dir), "LINGTAN_PARK_FILE": str(s.park_file),
+           "LINGTAN_INFLUX_URL": s.influx_url, "LINGTAN_INFLUX_DB": s.influx_db, "LINGTAN_INFLUX_USER": s.influx_user,
+           "LINGTAN_INFLUX_PASSWORD": s.influx_password, "LINGTAN_CALC_PORT": str(s.calc_port),
+           "LINGTAN_PROXY_PORT": str(https), "LINGTAN_PROXY_HTTP_PORT": str(http),
+           "LINGTAN_GRAFANA_URL": grafana_standin[0], "LINGTAN_PROXY_WORKERS": "2"}
+    log = open(Path(s.state_dir) / "proxy.log", "wb")  # noqa: SIM115 - closed below
+    procs = [subprocess.Popen([sys.executable, "-m", "lingtan.cli", "proxy", cmd], env=env, stdout=log,
+                              stderr=subprocess.STDOUT) for cmd in ("serve", "redirect")]
+    deadline = time.monotonic() + 60
+    for port in (https, http):
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError((Path(s.state_dir) / "proxy.log").read_text())
+    ca = str(Path(s.state_dir) / "pki" / "ca.crt")
+    yield {"https": https, "http": http, "ca": ca, "url": f"https://localhost:{https}"}
+    for p in procs:
+        p.terminate()
+        p.wait(15)
+    log.close()
+
+
+def portal_login(live, username, password=PASSWORD, cert=None) -> requests.Session:
+    sess = requests.Session()
+    sess.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins over sess.verify (requests#3829)
+    sess.verify = live["ca"]
+    sess.cert = cert
+    page = sess.get(live["url"] + "/login")
+    r = sess.post(live["url"] + "/login", data={"username": username, "password": password,
+                                                 "csrf_token": csrf_from(page.text)})
+    return sess, r
+
+
