@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
+import pyotp
 import pytest
 import requests
 
@@ -31,21 +33,27 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
         "LINGTAN_OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{free_port()}",
         "LINGTAN_MODBUS_PORT": str(free_port()),
         "LINGTAN_CALC_PORT": str(free_port()),
+        "LINGTAN_PROXY_PORT": str(free_port()),
+        "LINGTAN_PROXY_HTTP_PORT": str(free_port()),
     }
     try:
         up = _lingtan(["up", "--wait", "60"], env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "228/228 points of park jsdemo written in the last 120 s" in up.stdout, up.stdout
         assert "password in" in up.stdout and (state / "lingtan.env").stat().st_mode & 0o077 == 0
+        portal = f"https://localhost:{env['LINGTAN_PROXY_PORT']}/"
+        assert f"portal     {portal}" in up.stdout, up.stdout
+        otp = re.search(r"first login: user admin, one-time password (\S+)", up.stdout).group(1)
         # up again is harmless: servers and supervisor are already running
         again = _lingtan(["up", "--wait", "0"], env)
         assert again.returncode == 0, again.stdout + again.stderr
+        assert "one-time password" not in again.stdout  # printed once, never again
 
         status = _lingtan(["status", "--json"], env)
         assert status.returncode == 0, status.stdout + status.stderr
         procs = {p["name"]: p for p in json.loads(status.stdout)["processes"]}
         assert set(procs) >= {"influxd", "mosquitto", "supervisor", "simulator", "collector-opcua",
-                              "collector-modbus", "collector-mqtt", "calc-service"}
+                              "collector-modbus", "collector-mqtt", "calc-service", "auth-proxy", "http-redirect"}
         assert all(p["up"] for p in procs.values()), procs
         for name in ("collector-opcua", "collector-modbus", "collector-mqtt"):
             assert procs[name]["last_write"], procs[name]
@@ -66,6 +74,10 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
         for e in entities:
             r = requests.get(f"{api}/carbon", params={"entity": e["id"], "period": "day"}, timeout=10)
             assert r.status_code == 200 and r.json()["rows"], (e["id"], r.text)
+        _portal_shows_live_data(portal, otp, state / "pki" / "ca.crt")
+        plain = requests.get(f"http://localhost:{env['LINGTAN_PROXY_HTTP_PORT']}/overview", allow_redirects=False,
+                             timeout=10)
+        assert plain.status_code == 301 and plain.headers["Location"] == portal + "overview"
     finally:
         down = _lingtan(["down"], env)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -73,3 +85,35 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
     status = _lingtan(["status", "--json"], env)
     assert status.returncode == 3
     assert not any(p["up"] for p in json.loads(status.stdout)["processes"])
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _portal_shows_live_data(portal: str, otp: str, ca) -> None:
+    """The first administrator's first login (new password, TOTP enrolment), then the live overview."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = str(ca)
+    r = s.post(portal + "login", data={"username": "admin", "password": otp,
+                                       "csrf_token": _csrf(s.get(portal + "login").text)})
+    assert r.url.endswith("/password"), r.url
+    new = "Energy-Park-2026!x"
+    r = s.post(portal + "password", data={"current_password": otp, "new_password": new, "repeat_password": new,
+                                          "csrf_token": _csrf(r.text)})
+    assert r.url.endswith("/mfa/totp"), r.url
+    secret = re.search(r'<code class="secret">([A-Z2-7 ]+)</code>', r.text).group(1).replace(" ", "")
+    r = s.post(portal + "mfa/totp", data={"code": pyotp.TOTP(secret).now(), "csrf_token": _csrf(r.text)})
+    assert r.status_code == 200 and "<ol" in r.text  # the recovery codes
+    deadline, data = time.monotonic() + 120, {}
+    while time.monotonic() < deadline:
+        data = s.get(portal + "api/v1/overview", params={"entity": "park"}).json()
+        if data["power_kw"] and data["energy_tce"] and data["renewable_share"] is not None:
+            break
+        time.sleep(5)
+    assert data["power_kw"].get("grid_import", 0) > 0, data
+    assert data["energy_tce"] > 0 and data["co2_t"] > 0, data
+    assert 0 <= data["renewable_share"] <= 1, data
+    page = s.get(portal + "overview")
+    assert page.status_code == 200 and "今日综合能耗" in page.text
