@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -75,17 +77,23 @@ def _entity(kind: str | None = None) -> str:
 
 
 def calc_get(path: str, params: dict[str, Any]) -> Any:
+    """GET a calc-service read endpoint as the caller; calc-service errors keep their status and code."""
     st = state()
+    qs = urlencode(params)
     try:
-        resp = st.http.get(f"{st.settings.calc_url}/api/v1/{path}", params=params, timeout=30,
-                           headers={"X-Lingtan-User": g.user.username if g.user else ""})
+        up = st.calc.request("GET", f"/api/v1/{path}" + (f"?{qs}" if qs else ""),
+                             {"X-Lingtan-User": g.user.username if g.user else "", "Accept": "application/json"})
+        raw = up.read()
     except OSError as exc:
         raise ApiError(503, "calc_unavailable", f"calc-service at {st.settings.calc_url}: {exc}") from None
-    body = resp.json() if resp.headers.get("Content-Type", "").startswith("application/json") else None
-    if resp.status_code != 200:
-        err = (body or {}).get("error", {}) if isinstance(body, dict) else {}
-        raise ApiError(resp.status_code if resp.status_code < 500 else 502, err.get("code", "calc_error"),
-                       err.get("message", resp.text[:300]), err.get("field"))
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if up.status != 200:
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        raise ApiError(up.status if up.status < 500 else 502, err.get("code", "calc_error"),
+                       err.get("message", raw[:300].decode("utf-8", "replace")), err.get("field"))
     return body
 
 

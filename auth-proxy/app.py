@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from flask import Flask, g, jsonify, render_template, request
 from flask_login import LoginManager
 from sqlalchemy.orm import sessionmaker
@@ -27,6 +26,7 @@ from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.proxy import audit, sessions
 from lingtan.proxy.crypto import SecretBox, load_or_create_key, subkey
+from lingtan.proxy.httpclient import Upstream
 from lingtan.proxy.i18n import pick_locale, translate
 from lingtan.proxy.identity import ProxyContext
 from lingtan.proxy.policy import SecurityPolicy, load_policy
@@ -67,18 +67,30 @@ class ProxyState:
     enterprises: dict[str, str] = field(default_factory=dict)  # id -> name
     _local: threading.local = field(default_factory=threading.local)
 
-    @property
-    def http(self) -> requests.Session:
-        """One pooled HTTP session per thread for the upstreams."""
-        sess = getattr(self._local, "http", None)
-        if sess is None:
-            sess = requests.Session()
-            sess.trust_env = False
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
-            sess.mount("http://", adapter)
-            sess.mount("https://", adapter)
-            self._local.http = sess
-        return sess
+    def __post_init__(self) -> None:
+        self.calc = Upstream(self.settings.calc_url)
+        self.grafana = Upstream(self.settings.grafana_url) if self.settings.grafana_url else None
+        self.session_reader = sessions.SessionReader(self.settings.sql_url)
+        self._users: dict[int, tuple[int, Any]] = {}
+        self._users_lock = threading.Lock()
+
+    def cached_user(self, db, info) -> Any:
+        """The user of a complete session, loaded once per identity epoch (see models.AuthEpoch)."""
+        hit = self._users.get(info.user_id)
+        if hit is not None and hit[0] == info.epoch:
+            return hit[1]
+        from lingtan.proxy.models import User
+
+        user = db.get(User, info.user_id, populate_existing=True)
+        if user is not None:
+            for role in user.roles:  # load everything the request may read, before the row is detached
+                _ = role.permission_names
+            _ = (user.enterprises, user.totp)
+            with self._users_lock:
+                if len(self._users) > 10_000:
+                    self._users.clear()
+                self._users[info.user_id] = (info.epoch, user)
+        return user
 
 
 def state() -> ProxyState:
@@ -95,7 +107,8 @@ def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | Non
     state_dir = Path(settings.state_dir)
     policy = policy or load_policy(state_dir / "security.yaml")
     master = load_or_create_key(state_dir / "proxy" / "secret.key")
-    db = session_factory(make_engine(settings.sql_url))
+    # one pooled connection per server thread, and a few for the scheduler-free rest
+    db = session_factory(make_engine(settings.sql_url, pool_size=settings.proxy_threads + 4, max_overflow=8))
     ctx = ProxyContext(policy=policy, audit_key=subkey(master, "lingtan.audit.chain"), box=SecretBox(master))
     park = park or load_park(settings.park_file)
     with db() as s:
@@ -142,10 +155,15 @@ def client_ip() -> str:
 
 
 def _identify() -> None:
-    """Set g.user (complete login or API token), g.login_session, g.token, g.db and g.locale."""
+    """Set g.user (complete login or API token), g.login_session, g.pending_user, g.token, g.db and g.locale.
+
+    For a complete session ``g.user`` comes from the process's cache (read-only, detached) as long as the
+    identity epoch read with the session row is unchanged; views that change the user load it with
+    :func:`user_row`. A pending session (password given, second factor not yet) always reads the database.
+    """
     st = state()
-    g.db = st.db()
-    g.user = g.login_session = g.token = None
+    g.db = LazySession(st.db)
+    g.user = g.login_session = g.token = g.pending_user = None
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer ") and request.path.startswith("/api/"):
         from lingtan.proxy.tokens import resolve_token
@@ -154,20 +172,50 @@ def _identify() -> None:
         if g.token is not None:
             g.user = g.token.owner
     else:
-        row = sessions.load(g.db, request.cookies.get(sessions.COOKIE), st.policy.session)
-        if row is not None:
-            from lingtan.proxy.models import User
-
-            g.login_session = row
-            user = g.db.get(User, row.user_id)
+        info = sessions.load(st.session_reader, g.db, request.cookies.get(sessions.COOKIE), st.policy.session)
+        if info is not None:
+            user = st.cached_user(g.db, info) if info.stage == "complete" else g.db.get(_User(), info.user_id)
             if user is None or user.disabled:
-                sessions.revoke(g.db, row)
-                g.login_session = None
-            elif row.stage == "complete":
-                g.user = user
-            g.pending_user = user
+                sessions.revoke(g.db, info)
+            else:
+                g.login_session = info
+                if info.stage == "complete":
+                    g.user = user
+                else:
+                    g.pending_user = user
     g.locale = pick_locale(g.user.locale if g.user else None, request.args.get("lang") or request.cookies.get("lang"),
                            request.headers.get("Accept-Language"))
+
+
+def _User():  # noqa: N802 - the model class, imported late
+    from lingtan.proxy.models import User
+
+    return User
+
+
+def user_row():
+    """The logged-in user as a row of this request's session (for views that change it)."""
+    return g.db.get(_User(), (g.user or g.pending_user).id)
+
+
+class LazySession:
+    """The request's SQLAlchemy session, opened on first use: a proxied request whose session is known
+    reads one row through the engine and never needs one."""
+
+    __slots__ = ("_factory", "_session")
+
+    def __init__(self, factory: sessionmaker):
+        self._factory, self._session = factory, None
+
+    def __getattr__(self, name: str):
+        if self._session is None:
+            self._session = self._factory()
+        return getattr(self._session, name)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 def teardown(_exc=None) -> None:

@@ -20,8 +20,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from lingtan.db import Base
 
@@ -220,3 +222,26 @@ class AuditHead(Base):
     anchor_seq: Mapped[int] = mapped_column(Integer, default=0)  # rows up to here were archived and removed
     anchor_hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuthEpoch(Base):
+    """A counter bumped by every change to users, roles, permissions, scopes or factors.
+
+    Each proxy process caches who a user is and what they may do; one integer read with the session
+    row tells it whether that cache is still right (:func:`_bump_epoch`).
+    """
+
+    __tablename__ = "auth_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+_IDENTITY_TABLES = (User, Role, RolePermission, UserRole, UserEnterprise, TotpFactor)
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_epoch(session: Session, _context, _instances) -> None:
+    """Any flush that touches an identity table also bumps the epoch, in the same transaction."""
+    if any(isinstance(obj, _IDENTITY_TABLES) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.connection().execute(update(AuthEpoch).where(AuthEpoch.id == 1).values(value=AuthEpoch.value + 1))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lingtan.proxy.models import Role, RolePermission, User
+from lingtan.proxy.models import AuthEpoch, Role, RolePermission, User
 
 PARK = "park"
 
@@ -94,7 +94,10 @@ def check_permission_set(perms: set[str], what: str) -> None:
 
 
 def ensure_builtin_roles(session: Session) -> None:
-    """Create or refresh the built-in roles (their permissions are not editable)."""
+    """Create or refresh the built-in roles (their permissions are not editable), and the epoch row."""
+    if session.get(AuthEpoch, 1) is None:
+        session.add(AuthEpoch(id=1, value=0))
+        session.commit()
     existing = {r.name: r for r in session.execute(select(Role)).scalars()}
     for b in BUILTIN_ROLES:
         check_permission_set(set(b.permissions), f"built-in role {b.name}")

@@ -8,7 +8,10 @@ idle timeout, at the absolute lifetime, on "log out everywhere", and when a pass
 
 from __future__ import annotations
 
+import json
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -36,25 +39,94 @@ def create(s: Session, *, user_id: int, stage: str, factors: list[str], ip: str,
     return token
 
 
-def load(s: Session, token: str | None, policy: SessionPolicy, now: datetime | None = None) -> LoginSession | None:
-    """The live session for cookie value ``token``; None when absent, revoked or timed out."""
+@dataclass
+class SessionInfo:
+    """A live session as one request sees it, with the identity epoch read in the same query."""
+
+    id_sha256: str
+    user_id: int
+    stage: str
+    factors: list
+    csrf_token: str
+    created_at: datetime
+    last_seen: datetime
+    ip: str
+    user_agent: str
+    grafana_audited: bool
+    epoch: int
+
+
+class SessionReader:
+    """Reads one session row and the identity epoch per request over a per-thread DB-API connection.
+
+    This is the only database access of most proxied requests; going round SQLAlchemy's ORM and pool
+    here halves the proxy's CPU per request (docs/benchmarks.md). The connections come from an engine
+    of their own without a pool limit (NullPool), so they never starve the ORM sessions' pool.
+    """
+
+    def __init__(self, url: str):
+        from sqlalchemy.pool import NullPool
+
+        from lingtan.db import make_engine
+
+        self.engine = make_engine(url, poolclass=NullPool)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        mark = "%s" if self.engine.dialect.paramstyle in ("format", "pyformat") else "?"
+        self.sql = ("SELECT id_sha256, user_id, stage, factors, csrf_token, created_at, last_seen, ip, user_agent, "
+                    "grafana_audited, (SELECT value FROM auth_epoch WHERE id = 1), revoked_at "
+                    f"FROM auth_sessions WHERE id_sha256 = {mark}")
+        self._local = threading.local()
+
+    def fetch(self, digest: str) -> tuple | None:
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self.engine.raw_connection()
+                if self.postgres:
+                    conn.driver_connection.autocommit = True  # a read, no transaction left open
+                self._local.conn = conn
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute(self.sql, (digest,))
+                    return cur.fetchone()
+                finally:
+                    cur.close()
+            except Exception:
+                self._local.conn = None
+                conn.invalidate()
+                if attempt == 2:
+                    raise
+        return None
+
+
+def _datetime(v) -> datetime | None:
+    return datetime.fromisoformat(v) if isinstance(v, str) else v
+
+
+def load(reader: SessionReader, s: Session, token: str | None, policy: SessionPolicy,
+         now: datetime | None = None) -> SessionInfo | None:
+    """The live session for cookie value ``token``; None when absent, revoked or timed out (one query)."""
     if not token or len(token) > 128:
         return None
-    row = s.get(LoginSession, sha256_hex(token))
-    if row is None or row.revoked_at is not None:
+    row = reader.fetch(sha256_hex(token))
+    if row is None or row[-1] is not None:
         return None
+    (sid, user_id, stage, factors, csrf, created, seen, ip, agent, audited, epoch, _revoked) = row
+    info = SessionInfo(sid, int(user_id), stage, json.loads(factors) if isinstance(factors, str) else list(factors),
+                       csrf, _datetime(created), _datetime(seen), ip, agent, bool(audited), int(epoch or 0))
     now = now or utcnow()
-    if expired(row, policy, now):
-        row.revoked_at = now
-        s.commit()
+    if expired(info, policy, now):
+        revoke(s, info)
         return None
-    if now - row.last_seen >= TOUCH_EVERY:
-        row.last_seen = now
+    if now - info.last_seen >= TOUCH_EVERY:
+        s.execute(update(LoginSession).where(LoginSession.id_sha256 == info.id_sha256).values(last_seen=now))
         s.commit()
-    return row
+        info.last_seen = now
+    return info
 
 
-def expired(row: LoginSession, policy: SessionPolicy, now: datetime) -> bool:
+def expired(row: LoginSession | SessionInfo, policy: SessionPolicy, now: datetime) -> bool:
     if now - row.created_at > timedelta(hours=policy.absolute_hours):
         return True
     if row.stage != "complete":
@@ -62,16 +134,21 @@ def expired(row: LoginSession, policy: SessionPolicy, now: datetime) -> bool:
     return now - row.last_seen > timedelta(minutes=policy.idle_minutes)
 
 
-def rotate(s: Session, row: LoginSession, *, stage: str, factors: list[str]) -> str:
+def rotate(s: Session, row: SessionInfo, *, stage: str, factors: list[str]) -> str:
     """End ``row`` and open a successor with a new id (same user, created now)."""
-    row.revoked_at = utcnow()
-    s.commit()
+    revoke(s, row)
     return create(s, user_id=row.user_id, stage=stage, factors=factors, ip=row.ip, user_agent=row.user_agent)
 
 
-def revoke(s: Session, row: LoginSession) -> None:
-    row.revoked_at = utcnow()
+def revoke(s: Session, row: SessionInfo | LoginSession) -> None:
+    s.execute(update(LoginSession).where(LoginSession.id_sha256 == row.id_sha256).values(revoked_at=utcnow()))
     s.commit()
+
+
+def mark_grafana_audited(s: Session, row: SessionInfo) -> None:
+    s.execute(update(LoginSession).where(LoginSession.id_sha256 == row.id_sha256).values(grafana_audited=True))
+    s.commit()
+    row.grafana_audited = True
 
 
 def revoke_all(s: Session, user_id: int) -> int:

@@ -17,7 +17,6 @@ import json
 import re
 import selectors
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -26,12 +25,14 @@ from flask import Blueprint, Response, g, jsonify, request
 from lingtan.proxy.app import LOGIN_CSRF_COOKIE, ApiError, client_ip, state
 from lingtan.proxy.guards import deny, require
 from lingtan.proxy.rbac import PARK, enterprise_scope, grafana_role, permissions_of
-from lingtan.proxy.sessions import COOKIE
+from lingtan.proxy.sessions import COOKIE, mark_grafana_audited
 
 bp = Blueprint("upstream", __name__)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+              "transfer-encoding", "upgrade", "host"}
+# answers up to this size are read whole and sent with their length; larger ones are streamed
+SMALL_BODY = 256 * 1024
 # identity headers an upstream may believe: never passed from a client
 SPOOFABLE_PREFIXES = ("x-webauth", "x-lingtan", "remote-", "x-forwarded", "x-real-ip", "x-auth-request",
                       "x-grafana-user", "authorization")
@@ -43,7 +44,7 @@ def client_headers() -> dict[str, str]:
     out = {}
     for name, value in request.headers.items():
         low = name.lower()
-        if low in HOP_BY_HOP or low.startswith(SPOOFABLE_PREFIXES) or low == "cookie":
+        if low in HOP_BY_HOP or low.startswith(SPOOFABLE_PREFIXES) or low in ("cookie", "content-length"):
             continue
         out[name] = value
     cookies = [f"{k}={v}" for k, v in request.cookies.items() if k not in (COOKIE, LOGIN_CSRF_COOKIE, "lang")]
@@ -64,24 +65,21 @@ def safe_path(path: str) -> str:
 
 
 def _response_headers(raw_headers) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in raw_headers.items() if k.lower() not in HOP_BY_HOP]
+    return [(k, v) for k, v in raw_headers if k.lower() not in HOP_BY_HOP]
 
 
-def _forward(url: str, headers: dict[str, str], body: bytes | None = None, files=None) -> Response:
-    st = state()
+def _forward(upstream, path_qs: str, headers: dict[str, str], body: bytes | None = None) -> Response:
+    """Send the request to ``upstream`` (an :class:`~lingtan.proxy.httpclient.Upstream`) and stream its answer."""
     try:
-        up = st.http.request(request.method, url, headers=headers, data=body if files is None else None, files=files,
-                             params=None, stream=True, allow_redirects=False, timeout=(5, 300))
+        up = upstream.request(request.method, path_qs, headers, body or None)
     except OSError as exc:
-        raise ApiError(502, "upstream_unavailable", f"{urlsplit(url).netloc}: {exc.__class__.__name__}") from None
-
-    def stream() -> Iterator[bytes]:
-        try:
-            yield from up.raw.stream(64 * 1024, decode_content=False)
-        finally:
-            up.close()
-
-    return Response(stream(), status=up.status_code, headers=_response_headers(up.raw.headers))
+        raise ApiError(502, "upstream_unavailable", f"{upstream.netloc}: {exc.__class__.__name__}") from None
+    headers = _response_headers(up.headers)
+    length = next((v for k, v in headers if k.lower() == "content-length"), None)
+    if length is not None and length.isdigit() and int(length) <= SMALL_BODY:
+        return Response(up.read(), status=up.status, headers=headers)
+    return Response(up.iter_body(), status=up.status, headers=[(k, v) for k, v in headers
+                                                                 if k.lower() != "content-length"])
 
 
 # --------------------------------------------------------------------------- Grafana
@@ -106,14 +104,12 @@ def grafana(path: str):
                     "X-WEBAUTH-EMAIL": user.email or f"{user.username}@lingtan.invalid", "X-WEBAUTH-ROLE": role})
     row = g.login_session
     if row is not None and not row.grafana_audited:
-        row.grafana_audited = True
-        g.db.commit()
+        mark_grafana_audited(g.db, row)
         st.ctx.audit(g.db, user=user.username, ip=client_ip(), action="grafana.access", obj=upstream_path,
                      detail={"role": role})
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return _websocket(st.settings.grafana_url, upstream_path + (f"?{qs}" if qs else ""), headers)
-    return _forward(st.settings.grafana_url + upstream_path + (f"?{qs}" if qs else ""), headers,
-                    body=request.get_data())
+    return _forward(st.grafana, upstream_path + (f"?{qs}" if qs else ""), headers, body=request.get_data())
 
 
 class _Tunnel:
@@ -222,8 +218,9 @@ CALC_RULES = (
 )
 
 
-def _rows_enterprises() -> tuple[set[str], bytes | None, dict | None]:
-    """Enterprises named by an import (JSON rows or an uploaded CSV/XLSX), and the body to forward."""
+def _rows_enterprises() -> set[str]:
+    """Enterprises named by an import (JSON rows or an uploaded CSV/XLSX); the raw body stays cached."""
+    body = request.get_data(cache=True)  # form parsing below reads the cached copy; the original is forwarded
     if request.path.endswith("/import"):
         from lingtan.calc.store import read_table
 
@@ -235,8 +232,7 @@ def _rows_enterprises() -> tuple[set[str], bytes | None, dict | None]:
             rows = read_table(payload, f.filename)
         except Exception as exc:  # unreadable spreadsheet: name the file
             raise ApiError(400, "unreadable_file", f"{f.filename}: {exc}", "file") from None
-        return {str(r.get("enterprise", "")) for r in rows}, None, {"file": (f.filename, payload, f.mimetype)}
-    body = request.get_data()
+        return {str(r.get("enterprise", "")) for r in rows}
     try:
         parsed = json.loads(body or b"null")
     except ValueError:
@@ -244,7 +240,7 @@ def _rows_enterprises() -> tuple[set[str], bytes | None, dict | None]:
     rows = parsed.get("rows") if isinstance(parsed, dict) else None
     if not isinstance(rows, list):
         raise ApiError(400, "bad_json", 'expected {"rows": [{enterprise, ...}]}', "rows")
-    return {str(r.get("enterprise", "")) if isinstance(r, dict) else "" for r in rows}, body, None
+    return {str(r.get("enterprise", "")) if isinstance(r, dict) else "" for r in rows}
 
 
 @bp.route("/calc/<path:path>", methods=METHODS)
@@ -257,7 +253,6 @@ def calc(path: str):
     if rule.permission not in permissions_of(g.user):
         deny(f"missing permission {rule.permission}")
     scope = enterprise_scope(g.user, set(st.enterprises))
-    body, files = request.get_data() if rule.scope != "rows" else None, None
     if rule.scope == "entity":
         entity = request.args.get("entity", PARK)
         if entity not in scope:
@@ -265,20 +260,22 @@ def calc(path: str):
     elif rule.scope == "park" and PARK not in scope:
         deny("park-wide data and operations need park scope")
     elif rule.scope == "rows":
-        named, body, files = _rows_enterprises()
+        named = _rows_enterprises()
         outside = sorted(named - scope)
         if outside:
             deny(f"rows for enterprise(s) {', '.join(outside)} are outside the caller's data scope")
     headers = {k: v for k, v in client_headers().items() if k.lower() not in ("cookie", "x-csrf-token")}
-    if files is not None:
-        headers.pop("Content-Type", None)
     headers["X-Lingtan-User"] = g.user.username
     qs = request.query_string.decode("latin-1")
-    url = f"{st.settings.calc_url}/{safe_path(path)}" + (f"?{qs}" if qs else "")
+    path_qs = f"/{safe_path(path)}" + (f"?{qs}" if qs else "")
     if rule.scope == "entities_list":
-        resp = st.http.get(url, headers=headers, timeout=30)
-        return jsonify([r for r in resp.json() if r.get("id") in scope]), resp.status_code
-    resp = _forward(url, headers, body=body, files=files)
+        try:
+            up = st.calc.request("GET", path_qs, headers)
+            rows = json.loads(up.read())
+        except (OSError, ValueError) as exc:
+            raise ApiError(502, "upstream_unavailable", f"calc-service: {exc.__class__.__name__}") from None
+        return jsonify([r for r in rows if r.get("id") in scope]), up.status
+    resp = _forward(st.calc, path_qs, headers, body=request.get_data(cache=True) if request.method != "GET" else None)
     if rule.audit_action:
         st.ctx.audit(g.db, user=g.user.username, ip=client_ip(), action=rule.audit_action, obj=f"/calc/{path}",
                      result="success" if resp.status_code < 400 else "failure",

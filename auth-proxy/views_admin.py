@@ -238,7 +238,7 @@ def edit_role(role_id: int):
     if request.method == "POST":
         if role.builtin:
             deny(f"built-in role {role.name} cannot be changed")
-        if role in g.user.roles:
+        if role.id in {r.id for r in g.user.roles}:
             deny("administrators cannot change a role they hold")
         try:
             changes = _role_from_form(role)

@@ -13,7 +13,7 @@ import segno
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from lingtan.proxy import identity, sessions
-from lingtan.proxy.app import client_ip, state
+from lingtan.proxy.app import client_ip, state, user_row
 from lingtan.proxy.audit import utcnow
 from lingtan.proxy.i18n import translate
 from lingtan.proxy.passwords import password_expired
@@ -96,7 +96,7 @@ def _pending(*stages: str):
         abort(redirect(url_for("auth.login")))
     if row.stage not in stages and not (row.stage == "complete" and "complete" in stages):
         abort(_go(row.stage))
-    return row, g.pending_user
+    return row, user_row()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -212,7 +212,7 @@ def totp_qr():
 def remove_totp():
     if g.user is None:
         return redirect(url_for("auth.login"))
-    identity.remove_totp(g.db, state().ctx, g.user, actor=g.user.username, ip=client_ip())
+    identity.remove_totp(g.db, state().ctx, user_row(), actor=g.user.username, ip=client_ip())
     return redirect(url_for("portal.profile"))
 
 
@@ -220,9 +220,10 @@ def remove_totp():
 def recovery_codes():
     if g.user is None:
         return redirect(url_for("auth.login"))
-    if g.user.totp is None or not g.user.totp.confirmed:
+    user = user_row()
+    if user.totp is None or not user.totp.confirmed:
         abort(400)
-    codes = identity.new_recovery_codes(g.db, state().ctx, g.user, ip=client_ip())
+    codes = identity.new_recovery_codes(g.db, state().ctx, user, ip=client_ip())
     return render_template("recovery_codes.html", codes=codes)
 
 
@@ -231,7 +232,7 @@ def logout():
     row = g.login_session
     if row is not None:
         sessions.revoke(g.db, row)
-        state().ctx.audit(g.db, user=g.pending_user.username, ip=client_ip(), action="logout")
+        state().ctx.audit(g.db, user=(g.user or g.pending_user).username, ip=client_ip(), action="logout")
     resp = redirect(url_for("auth.login"))
     resp.delete_cookie(sessions.COOKIE, path="/", secure=True, samesite="Strict")
     return resp

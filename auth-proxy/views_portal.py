@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from lingtan.proxy import identity, sessions
 from lingtan.proxy.api import SOURCE_ROLES, allowed_entities, overview_data
-from lingtan.proxy.app import client_ip, state
+from lingtan.proxy.app import client_ip, state, user_row
 from lingtan.proxy.guards import require
 from lingtan.proxy.models import Certificate
 from lingtan.proxy.rbac import PARK, permissions_of
@@ -46,7 +46,7 @@ def overview():
 @require()
 def profile():
     st = state()
-    user = g.user
+    user = user_row()
     if request.method == "POST":
         locale = request.form.get("locale", "")
         if locale in ("zh", "en"):

@@ -17,13 +17,16 @@ class Base(DeclarativeBase):
     """Declarative base of every Lingtan table."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets a busy timeout and foreign keys, and its directory is created."""
+def make_engine(url: str, **engine_kw) -> Engine:
+    """An engine for ``url``; SQLite gets a busy timeout and foreign keys, and its directory is created.
+
+    ``engine_kw`` go to :func:`sqlalchemy.create_engine` (pool size, pool class).
+    """
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_kw)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -33,7 +36,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **engine_kw)
 
 
 def session_factory(engine: Engine) -> sessionmaker:
