@@ -10,6 +10,7 @@ Blueprints, one per feature: :mod:`views_auth` (login, factors, password, logout
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -142,7 +143,33 @@ def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | Non
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.context_processor(_template_globals)
+    app.add_template_filter(_local_time, "localtime")
+    with db() as s:
+        _audit_policy_change(s, ctx, policy)
     return app
+
+
+def _local_time(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A naive-UTC database time as Asia/Shanghai wall-clock text ('' for None)."""
+    if value is None:
+        return ""
+    return audit.local_time(value).strftime(fmt)
+
+
+def _audit_policy_change(s, ctx: ProxyContext, policy: SecurityPolicy) -> None:
+    """Record the security policy in the audit log whenever it differs from the last one recorded."""
+    from sqlalchemy import select
+
+    from lingtan.proxy.models import AuditRecord
+
+    current = policy.model_dump(mode="json")
+    last = s.execute(select(AuditRecord.detail).where(AuditRecord.action == "config.policy")
+                     .order_by(AuditRecord.seq.desc()).limit(1)).scalar_one_or_none()
+    if last is None or json.loads(last).get("policy") != current:
+        before = json.loads(last).get("policy") if last else None
+        changed = sorted(k for k in current if before is None or before.get(k) != current[k])
+        ctx.audit(s, user="system", ip="local", action="config.policy", obj="security.yaml",
+                  detail={"policy": current, "changed": changed})
 
 
 @login_manager.request_loader
