@@ -102,6 +102,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "name": ("名称", "Name"),
     "title": ("显示名称", "Title"),
     "mfa_required": ("要求双因素", "Two factors required"),
+    "certificate_required": ("要求数字证书", "Client certificate required"),
     "enterprise_only": ("仅限本企业", "Own enterprise only"),
     "grafana_role": ("看板角色", "Grafana role"),
     "builtin": ("内置", "Built-in"),

@@ -61,6 +61,8 @@ class Role(Base):
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
     # second factor required for members (admins need it whatever this says)
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    # ... and it must be a client certificate: a cryptographic factor (GB/T 22239-2019 8.1.4.1 d, level 3)
+    certificate_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # members only ever see the enterprises assigned to them, never the park totals
     enterprise_only: Mapped[bool] = mapped_column(Boolean, default=False)
     grafana_role: Mapped[str] = mapped_column(String(16), default="Viewer")  # Viewer | Editor | Admin | None

@@ -120,7 +120,12 @@ def is_admin(user: User) -> bool:
 
 def mfa_required(user: User) -> bool:
     """Admins always need two factors; otherwise any role of the user may ask for it."""
-    return is_admin(user) or any(r.mfa_required for r in user.roles)
+    return is_admin(user) or any(r.mfa_required or r.certificate_required for r in user.roles)
+
+
+def certificate_required(user: User) -> bool:
+    """Whether the second factor must be a client certificate (a role of the user says so)."""
+    return any(r.certificate_required for r in user.roles)
 
 
 def has_park_scope(user: User) -> bool:

@@ -182,14 +182,17 @@ def _role_from_form(role: Role) -> dict:
     if grafana not in GRAFANA_ROLES:
         raise RoleConflict(f"grafana_role {grafana!r} is not one of {', '.join(GRAFANA_ROLES)}")
     before = {"permissions": sorted(role.permission_names), "mfa_required": role.mfa_required,
+              "certificate_required": role.certificate_required,
               "enterprise_only": role.enterprise_only, "grafana_role": role.grafana_role}
     role.title_zh = request.form.get("title_zh", "").strip()[:128]
     role.title_en = request.form.get("title_en", "").strip()[:128]
     role.mfa_required = request.form.get("mfa_required") == "on"
+    role.certificate_required = request.form.get("certificate_required") == "on"
     role.enterprise_only = request.form.get("enterprise_only") == "on"
     role.grafana_role = grafana
     role.permissions = [RolePermission(permission=p) for p in sorted(perms)]
     after = {"permissions": sorted(perms), "mfa_required": role.mfa_required,
+             "certificate_required": role.certificate_required,
              "enterprise_only": role.enterprise_only, "grafana_role": grafana}
     return {k: [before[k], after[k]] for k in after if before[k] != after[k]}
 

@@ -17,7 +17,7 @@ from lingtan.proxy.app import client_ip, state, user_row
 from lingtan.proxy.audit import utcnow
 from lingtan.proxy.i18n import translate
 from lingtan.proxy.passwords import password_expired
-from lingtan.proxy.rbac import mfa_required
+from lingtan.proxy.rbac import certificate_required, mfa_required
 
 bp = Blueprint("auth", __name__)
 
@@ -60,6 +60,8 @@ def _next_stage(user, factors: list[str]) -> str:
         return "change_password"
     if len(factors) >= 2:
         return "complete"
+    if certificate_required(user):
+        return "password"  # only a client certificate completes this login
     _, cert_reason = certificate_user(g.db)
     has_cert = cert_reason == ""
     if identity.has_second_factor(user) or (has_cert and mfa_required(user)):
@@ -123,7 +125,9 @@ def second_factor():
         ctx = state().ctx
         method = request.form.get("method", "totp")
         ok = False
-        if method == "totp":
+        if certificate_required(user) and method != "certificate":
+            ok = False
+        elif method == "totp":
             ok = identity.check_totp(g.db, ctx, user, request.form.get("code", ""), ip=client_ip())
         elif method == "recovery":
             ok = identity.use_recovery_code(g.db, ctx, user, request.form.get("code", ""), ip=client_ip())
@@ -139,9 +143,13 @@ def second_factor():
             ctx.audit(g.db, user=user.username, ip=client_ip(), action="login.locked", result="denied")
             return redirect(url_for("auth.login"))
         error = _("cert_missing") if method == "certificate" else _("totp_failed")
-    has_totp = user.totp is not None and user.totp.confirmed
-    return render_template("second_factor.html", error=error, has_totp=has_totp,
-                           cert_ok=cert_user is not None and cert_user.id == user.id), (401 if error else 200)
+    cert_only = certificate_required(user)
+    has_totp = user.totp is not None and user.totp.confirmed and not cert_only
+    cert_ok = cert_user is not None and cert_user.id == user.id
+    if cert_only and not cert_ok and error is None:
+        error = _("cert_missing")
+    return render_template("second_factor.html", error=error, has_totp=has_totp, cert_ok=cert_ok,
+                           cert_only=cert_only), (401 if error else 200)
 
 
 @bp.route("/password", methods=["GET", "POST"])

@@ -87,7 +87,7 @@ def test_role_limits_in_the_ui(app, page):
     page.get_by_label("动态验证码（6位）").fill(acct.code())
     page.get_by_role("button", name="验证").click()
     page.wait_for_url("**/overview")
-    nav = page.get_by_role("navigation", name="零碳园区能碳管理平台")
+    nav = page.get_by_role("navigation", name="主菜单")
     expect(nav.get_by_role("link", name="园区总览")).to_be_visible()
     for hidden in ("用户管理", "角色管理", "审计日志", "API 令牌"):
         expect(nav.get_by_role("link", name=hidden)).to_have_count(0)

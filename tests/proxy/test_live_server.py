@@ -117,3 +117,31 @@ def test_grafana_refused_without_login_or_role(app, live):
         with ws_connect(f"wss://localhost:{live['https']}/grafana/api/live/ws",
                         ssl=ssl.create_default_context(cafile=live["ca"]), additional_headers={"Cookie": cookie}):
             pass
+
+
+def test_role_requiring_a_certificate_refuses_totp(app, live, tmp_path):
+    """A role may demand a cryptographic second factor: then only the client certificate completes login."""
+    from lingtan.proxy.models import Role, RolePermission
+
+    st = state_of(app)
+    with st.db() as s:
+        s.add(Role(name="grid_dispatcher", title_zh="调度员", title_en="Dispatcher", certificate_required=True,
+                   grafana_role="Viewer", permissions=[RolePermission(permission="data.read")]))
+        s.commit()
+    acct = make_user(app, "dispatcher", ["grid_dispatcher"], park_scope=True)  # has TOTP too
+    sess, r = portal_login(live, "dispatcher")
+    assert r.url.endswith("/login/second-factor") and 'name="code"' not in r.text
+    r = sess.post(live["url"] + "/login/second-factor", data={"method": "totp", "code": acct.code(),
+                                                               "csrf_token": csrf_from(r.text)})
+    assert r.status_code == 401
+    ca = ParkCA(Path(live["ca"]).parent)
+    with st.db() as s:
+        from lingtan.proxy.identity import find_user
+
+        issued = issue_for_user(s, ca, find_user(s, "dispatcher"))
+    crt, key = tmp_path / "d.crt", tmp_path / "d.key"
+    crt.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    sess, r = portal_login(live, "dispatcher", cert=(str(crt), str(key)))
+    r = sess.post(live["url"] + "/login/second-factor", data={"method": "certificate", "csrf_token": csrf_from(r.text)})
+    assert r.url.endswith("/overview") and r.status_code == 200
