@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from lingtan.db import make_engine, session_factory
+from lingtan.errors import ApiError, error_body
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.proxy import audit, sessions
@@ -40,21 +41,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_CSRF_COOKIE = "__Host-lingtan-csrf"
 JSON_PREFIXES = ("/api/", "/calc/")
 login_manager = LoginManager()
-
-
-class ApiError(Exception):
-    """An error answered in the one JSON format (or as an HTML page outside the API)."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-
-def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"status": status, "code": code, "message": message}
-    if field:
-        err["field"] = field
-    return {"error": err}
 
 
 @dataclass

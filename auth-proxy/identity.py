@@ -98,8 +98,12 @@ def locked_until(s: Session, policy: SecurityPolicy, username: str, ip: str, now
     return until
 
 
-def record_failure(s: Session, username: str, ip: str, now: datetime) -> None:
+def record_failure(s: Session, username: str, ip: str, now: datetime, policy: SecurityPolicy | None = None) -> None:
+    """Count one failure; failures too old to matter for any lock are deleted (the audit log keeps them all)."""
     s.add(LoginFailure(time=now, username=username[:64], ip=ip[:64]))
+    if policy is not None:
+        horizon = now - timedelta(seconds=2 * (policy.lockout.window_s + policy.lockout.ban_s))
+        s.execute(delete(LoginFailure).where(LoginFailure.time < horizon))
     s.commit()
 
 
@@ -127,7 +131,7 @@ def check_password(s: Session, ctx: ProxyContext, username: str, password: str, 
                   detail={"until": until.isoformat(timespec="seconds"), "known_user": user is not None})
         return PasswordOutcome(None, "locked")
     if user is None or not good:
-        record_failure(s, name, ip, now)
+        record_failure(s, name, ip, now, ctx.policy)
         ctx.audit(s, user=name, ip=ip, action="login.failure", result="failure",
                   detail={"reason": "bad_password" if user else "unknown_user"})
         if locked_until(s, ctx.policy, name, ip, now) is not None:

@@ -127,7 +127,8 @@ class LoginFailure(Base):
     """One failed login (wrong password, unknown user, bad second factor): the lockout window counts these."""
 
     __tablename__ = "auth_login_failures"
-    __table_args__ = (Index("ix_auth_fail_user_time", "username", "time"), Index("ix_auth_fail_ip_time", "ip", "time"))
+    __table_args__ = (Index("ix_auth_fail_user_time", "username", "time"), Index("ix_auth_fail_ip_time", "ip", "time"),
+                      Index("ix_auth_fail_time", "time"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(DateTime)

@@ -222,16 +222,9 @@ def _rows_enterprises() -> set[str]:
     """Enterprises named by an import (JSON rows or an uploaded CSV/XLSX); the raw body stays cached."""
     body = request.get_data(cache=True)  # form parsing below reads the cached copy; the original is forwarded
     if request.path.endswith("/import"):
-        from lingtan.calc.store import read_table
+        from lingtan.calc.api import uploaded_table
 
-        f = request.files.get("file")
-        if f is None or not f.filename:
-            raise ApiError(400, "file_required", "upload a CSV or XLSX file in the form field 'file'", "file")
-        payload = f.read()
-        try:
-            rows = read_table(payload, f.filename)
-        except Exception as exc:  # unreadable spreadsheet: name the file
-            raise ApiError(400, "unreadable_file", f"{f.filename}: {exc}", "file") from None
+        rows, _name, _payload = uploaded_table()
         return {str(r.get("enterprise", "")) for r in rows}
     try:
         parsed = json.loads(body or b"null")

@@ -307,18 +307,23 @@ def activity_rows(kind: str):
     return _import(kind, body["rows"], "api", json.dumps(body, sort_keys=True).encode())
 
 
-@bp.post("/<any(production, process, green):kind>/import")
-def activity_import(kind: str):
-    """The same from a CSV or XLSX file (first row the header), all rows or none."""
+def uploaded_table() -> tuple[list[dict], str, bytes]:
+    """(rows, file name, bytes) of the CSV or XLSX file in this request's form field ``file``."""
     f = request.files.get("file")
     if f is None or not f.filename:
         raise ApiError(400, "file_required", "upload a CSV or XLSX file in the form field 'file'", "file")
     payload = f.read()
     try:
-        rows = read_table(payload, f.filename)
+        return read_table(payload, f.filename), f.filename, payload
     except Exception as exc:  # unreadable spreadsheet: name the file
         raise ApiError(400, "unreadable_file", f"{f.filename}: {exc}", "file") from None
-    return _import(kind, rows, f.filename, payload)
+
+
+@bp.post("/<any(production, process, green):kind>/import")
+def activity_import(kind: str):
+    """The same from a CSV or XLSX file (first row the header), all rows or none."""
+    rows, filename, payload = uploaded_table()
+    return _import(kind, rows, filename, payload)
 
 
 def _import(kind: str, rows: list[dict], source: str, payload: bytes):

@@ -8,7 +8,6 @@ Blueprints: :mod:`lingtan.calc.api` (``/api/v1/...``). Run it with ``lingtan cal
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -16,27 +15,13 @@ from werkzeug.exceptions import HTTPException
 from lingtan.calc.factors import FactorNotFound
 from lingtan.calc.service import CalcService
 from lingtan.db import make_engine, session_factory
+from lingtan.errors import ApiError, error_body
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": {"status", "code", "message", "field"}}``."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-
-def error_body(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"status": status, "code": code, "message": message}
-    if field:
-        err["field"] = field
-    return {"error": err}
 
 
 def create_app(settings: Settings | None = None, *, park: Park | None = None, client: InfluxClient | None = None,

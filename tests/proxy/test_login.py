@@ -161,3 +161,31 @@ def test_disabled_user_cannot_log_in(app, client):
         find_user(s, "op8").disabled = True
         s.commit()
     assert login(client, acct).status_code == 401
+
+
+def test_whole_login_and_proxied_read_on_postgresql(postgres, proxy_settings):
+    """The same app on PostgreSQL (docker-compose's database): login with TOTP, the raw session read, the
+    identity cache and its epoch, a proxied read, the audit chain."""
+    from lingtan.db import Base, make_engine
+    from lingtan.proxy.app import create_app
+
+    engine = make_engine(postgres)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+    app = create_app(proxy_settings.model_copy(update={"database_url": postgres}))
+    acct = make_user(app, "pg.user", ["operator"], park_scope=True)
+    client = app.test_client()
+    assert login(client, acct).status_code == 302
+    for _ in range(3):  # cache hit after the first
+        r = client.get("/calc/api/v1/entities", base_url=BASE)
+        assert r.status_code == 200 and [e["id"] for e in r.json] == ["park", "A", "B"]
+    st = state_of(app)
+    with st.db() as s:  # a role change bumps the epoch: the next request sees it
+        from lingtan.proxy.identity import find_user
+
+        user = find_user(s, "pg.user")
+        user.park_scope = False
+        s.commit()
+    assert client.get("/calc/api/v1/entities", base_url=BASE).json == []
+    with st.db() as s:
+        assert audit.verify(s, st.ctx.audit_key).ok
