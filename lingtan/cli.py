@@ -313,6 +313,15 @@ def cmd_calc_recalc(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def cmd_dashboards_build(args: argparse.Namespace) -> int:
+    from lingtan.dashboards.build import build
+
+    differ = build(check=args.check)
+    for path in differ:
+        print(("out of date: " if args.check else "wrote ") + str(path))
+    return 1 if args.check and differ else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lingtan", description="Lingtan (零碳) park energy-and-carbon platform")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -376,6 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     from lingtan.proxy.cli import register as register_proxy
 
     register_proxy(sub, nested)
+    dash = sub.add_parser("dashboards", help="Grafana dashboards and alerting as code")
+    dsub = dash.add_subparsers(dest="dashboards_command", required=True)
+    sp = dsub.add_parser("build", help="write dashboards/ and grafana/provisioning/ from lingtan/dashboards/")
+    sp.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file is out of date")
+    sp.set_defaults(func=cmd_dashboards_build)
     sp = add("telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     return p
