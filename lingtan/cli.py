@@ -385,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lingtan.proxy.cli import register as register_proxy
 
     register_proxy(sub, nested)
+    from lingtan.notify.cli import register as register_notify
+
+    register_notify(sub, nested)
     dash = sub.add_parser("dashboards", help="Grafana dashboards and alerting as code")
     dsub = dash.add_subparsers(dest="dashboards_command", required=True)
     sp = dsub.add_parser("build", help="write dashboards/ and grafana/provisioning/ from lingtan/dashboards/")

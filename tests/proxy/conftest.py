@@ -75,7 +75,9 @@ def calc_upstream(influxd, tmp_path_factory) -> Iterator[CalcUpstream]:
     try:
         yield CalcUpstream(settings, park_file)
     finally:
-        server.close()
+        from tests.notify.conftest import stop_waitress
+
+        stop_waitress(server, thread)
         client.query(f'DROP DATABASE "{name}"', database="")
 
 
