@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Lingtan runs locally: influxdb (influxd 1.x), mosquitto, and
 # postgresql (the tests run the SQL store on PostgreSQL as well as SQLite), chromium (portal
-# browser tests) and wrk (proxy benchmark).
+# browser tests), wrk (proxy benchmark) and docker-compose (tests/test_compose.py validates
+# docker-compose.yml with `docker-compose config`; no Docker engine is needed or started).
 # Idempotent and silent when both are present. Uses sudo when not root.
 #
 # Lingtan never uses the packages' system services: lingtan.services starts its own instances
@@ -20,6 +21,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 # the portal's browser tests drive Debian's chromium with Playwright; the proxy benchmark uses wrk
 have chromium || missing+=(chromium)
 have wrk || missing+=(wrk)
+# `docker-compose config` checks the production compose file (Debian's docker-compose 1.29)
+have docker-compose || missing+=(docker-compose)
 # Debian's python3 ships venv/ensurepip separately; `make venv` needs them.
 python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 \
   || missing+=(python3-venv)
