@@ -41,9 +41,14 @@ RUN groupadd --system --gid 10001 lingtan \
  && chown lingtan:lingtan /var/lib/lingtan \
  && chmod 0750 /var/lib/lingtan
 
+# the user manual's sources: the proxy builds them into <state>/help-site/ on the first /help request
+COPY mkdocs.yml /usr/share/lingtan/manual/mkdocs.yml
+COPY docs/ /usr/share/lingtan/manual/docs/
+
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    LINGTAN_STATE_DIR=/var/lib/lingtan
+    LINGTAN_STATE_DIR=/var/lib/lingtan \
+    LINGTAN_MANUAL_CONFIG=/usr/share/lingtan/manual/mkdocs.yml
 
 USER lingtan:lingtan
 WORKDIR /var/lib/lingtan

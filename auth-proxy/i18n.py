@@ -13,6 +13,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "skip_to_content": ("跳到正文", "Skip to content"),
     "main_menu": ("主菜单", "Main menu"),
     "language": ("语言", "Language"),
+    "help": ("帮助", "Help"),
+    "help_title": ("打开用户手册中本页的说明", "Open this page's section of the user manual"),
     "overview": ("园区总览", "Overview"),
     "profile": ("个人中心", "Profile"),
     "users": ("用户管理", "Users"),

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     proxy_threads: int = Field(16, ge=1, le=512)
     proxy_trusted_hops: int = Field(0, ge=0, le=3)  # reverse proxies in front whose X-Forwarded-For we believe
     grafana_url: str = ""  # Grafana behind the proxy (auth.proxy), e.g. http://grafana:3000; empty = none
+    manual_config: Path | None = None  # the user manual's mkdocs.yml when not in a source checkout (the image)
 
     write_batch_size: int = Field(5000, ge=1, le=1_000_000)
     # how long a partial batch waits for more lines: bounds the write latency at low rates
