@@ -15,7 +15,7 @@ import pandas as pd
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from lingtan.calc.app import ApiError, service_of
+from lingtan.calc.app import service_of
 from lingtan.calc.boundary import PARK_ENTITY
 from lingtan.calc.derived import RP, TOTAL_FIELDS
 from lingtan.calc.factors import Factor
@@ -24,6 +24,7 @@ from lingtan.calc.openapi import openapi_spec
 from lingtan.calc.report import TOTAL_UNITS, accounts_dict, factor_dict
 from lingtan.calc.service import affected_range
 from lingtan.calc.store import add_override, import_activity, import_production, override_history, read_table
+from lingtan.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TZ = "Asia/Shanghai"

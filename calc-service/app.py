@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
 
 from lingtan.calc.factors import FactorNotFound
 from lingtan.calc.service import CalcService
 from lingtan.db import make_engine, session_factory
-from lingtan.errors import ApiError, error_body
+from lingtan.errors import error_body, register_json_errors
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
@@ -40,9 +39,7 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
 
     app.register_blueprint(api_bp)
 
-    @app.errorhandler(ApiError)
-    def _api_error(e: ApiError):
-        return jsonify(error_body(e.status, e.code, e.message, e.field)), e.status
+    register_json_errors(app)
 
     @app.errorhandler(FactorNotFound)
     def _factor_missing(e: FactorNotFound):
@@ -51,16 +48,6 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     @app.errorhandler(InfluxError)
     def _influx(e: InfluxError):
         return jsonify(error_body(503, "influxdb_unavailable", str(e))), 503
-
-    @app.errorhandler(HTTPException)
-    def _http(e: HTTPException):
-        return jsonify(error_body(e.code or 500, (e.name or "error").lower().replace(" ", "_"), e.description or "")), \
-            e.code or 500
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
-        log.exception("unhandled error")
-        return jsonify(error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")), 500
 
     if start_scheduler:
         service.start()

@@ -18,3 +18,28 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
     if field:
         err["field"] = field
     return {"error": err}
+
+
+def register_json_errors(app) -> None:
+    """Answer ApiError, HTTP errors and anything unexpected in the JSON error format (a service adds its own
+    handlers for its own exceptions after this)."""
+    import logging
+
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
+    log = logging.getLogger(app.import_name)
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return jsonify(error_body(e.status, e.code, e.message, e.field)), e.status
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        code = e.code or 500
+        return jsonify(error_body(code, (e.name or "error").lower().replace(" ", "_"), e.description or "")), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")), 500

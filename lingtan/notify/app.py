@@ -13,10 +13,9 @@ from typing import Any
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
 
 from lingtan.db import make_engine, session_factory
-from lingtan.errors import ApiError, error_body
+from lingtan.errors import ApiError, error_body, register_json_errors
 from lingtan.notify.config import NotifyConfig, load_config, serve_settings
 from lingtan.notify.deliver import Dispatcher, Worker
 from lingtan.notify.queue import DeliveryQueue, DeliverySpec
@@ -106,7 +105,9 @@ def create_app(cfg: NotifyConfig | None = None, *, database_url: str | None = No
 
     app.register_blueprint(api_bp)
 
-    @app.errorhandler(ApiError)
+    register_json_errors(app)
+
+    @app.errorhandler(ApiError)  # replaces the generic one: a 401 says how to authenticate
     def _api_error(e: ApiError):
         resp = jsonify(error_body(e.status, e.code, e.message, e.field))
         if e.status == 401:
@@ -118,16 +119,6 @@ def create_app(cfg: NotifyConfig | None = None, *, database_url: str | None = No
         log.exception("queue database error")
         return jsonify(error_body(503, "queue_unavailable", f"the delivery queue is unavailable: "
                                   f"{e.__class__.__name__}; the notification was NOT accepted")), 503
-
-    @app.errorhandler(HTTPException)
-    def _http(e: HTTPException):
-        return jsonify(error_body(e.code or 500, (e.name or "error").lower().replace(" ", "_"), e.description or "")), \
-            e.code or 500
-
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
-        log.exception("unhandled error")
-        return jsonify(error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")), 500
 
     if start_worker:
         bridge.worker.start()
