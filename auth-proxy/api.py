@@ -142,11 +142,7 @@ def accounts(kind: str):
 
 
 def _influx() -> InfluxClient:
-    st = state()
-    client = getattr(st._local, "influx", None)
-    if client is None:
-        client = st._local.influx = InfluxClient.from_settings(st.settings)
-    return client
+    return state().influx
 
 
 def _entity_filter(entity: str) -> str:

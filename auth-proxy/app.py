@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from lingtan.db import make_engine, session_factory
 from lingtan.errors import ApiError, error_body
+from lingtan.influxdb import InfluxClient
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.proxy import audit, sessions
@@ -31,6 +33,7 @@ from lingtan.proxy.crypto import SecretBox, load_or_create_key, subkey
 from lingtan.proxy.httpclient import Upstream
 from lingtan.proxy.i18n import pick_locale, translate
 from lingtan.proxy.identity import ProxyContext
+from lingtan.proxy.models import User
 from lingtan.proxy.policy import SecurityPolicy, load_policy
 from lingtan.proxy.rbac import ensure_builtin_roles, permissions_of
 from lingtan.settings import Settings, load_settings
@@ -61,18 +64,23 @@ class ProxyState:
         self._users: dict[int, tuple[int, Any]] = {}
         self._users_lock = threading.Lock()
 
+    @property
+    def influx(self) -> InfluxClient:
+        """This thread's InfluxDB client (realtime values and the portal overview)."""
+        client = getattr(self._local, "influx", None)
+        if client is None:
+            client = self._local.influx = InfluxClient.from_settings(self.settings)
+        return client
+
     def cached_user(self, db, info) -> Any:
         """The user of a complete session, loaded once per identity epoch (see models.AuthEpoch)."""
         hit = self._users.get(info.user_id)
         if hit is not None and hit[0] == info.epoch:
             return hit[1]
-        from lingtan.proxy.models import User
-
+        # roles with their permissions, enterprises and TOTP are selectin relationships: loaded with the row,
+        # so the cached object stays readable after this request's session closes
         user = db.get(User, info.user_id, populate_existing=True)
         if user is not None:
-            for role in user.roles:  # load everything the request may read, before the row is detached
-                _ = role.permission_names
-            _ = (user.enterprises, user.totp)
             with self._users_lock:
                 if len(self._users) > 10_000:
                     self._users.clear()
@@ -88,7 +96,7 @@ def state() -> ProxyState:
 
 def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | None = None,
                park: Park | None = None) -> Flask:
-    from lingtan.proxy.certs import ParkCA
+    from lingtan.proxy.certs import ParkCA, default_directory
 
     settings = settings or load_settings()
     state_dir = Path(settings.state_dir)
@@ -101,7 +109,7 @@ def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | Non
     with db() as s:
         audit.ensure_head(s, ctx.audit_key)
         ensure_builtin_roles(s)
-    ca = ParkCA.ensure(state_dir / "pki", park.park.name)
+    ca = ParkCA.ensure(default_directory(state_dir), park.park.name)
     app = Flask("lingtan.proxy", template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
                 static_url_path="/static")
     app.secret_key = subkey(master, "lingtan.flask")
@@ -196,7 +204,7 @@ def _identify() -> None:
     else:
         info = sessions.load(st.session_reader, g.db, request.cookies.get(sessions.COOKIE), st.policy.session)
         if info is not None:
-            user = st.cached_user(g.db, info) if info.stage == "complete" else g.db.get(_User(), info.user_id)
+            user = st.cached_user(g.db, info) if info.stage == "complete" else g.db.get(User, info.user_id)
             if user is None or user.disabled:
                 sessions.revoke(g.db, info)
             else:
@@ -209,15 +217,9 @@ def _identify() -> None:
                            request.headers.get("Accept-Language"))
 
 
-def _User():  # noqa: N802 - the model class, imported late
-    from lingtan.proxy.models import User
-
-    return User
-
-
 def user_row():
     """The logged-in user as a row of this request's session (for views that change it)."""
-    return g.db.get(_User(), (g.user or g.pending_user).id)
+    return g.db.get(User, (g.user or g.pending_user).id)
 
 
 class LazySession:
@@ -277,8 +279,6 @@ def csrf_token() -> str:
         return g.login_session.csrf_token
     token = g.get("login_csrf") or request.cookies.get(LOGIN_CSRF_COOKIE)
     if not token:
-        import secrets
-
         token = secrets.token_urlsafe(32)
     g.login_csrf = token
     return token

@@ -44,6 +44,12 @@ def _context(settings):
     return db, ctx
 
 
+def _park_ca(settings, **kw):
+    from lingtan.proxy.certs import ParkCA, default_directory
+
+    return ParkCA.ensure(default_directory(Path(settings.state_dir)), **kw)
+
+
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -101,21 +107,18 @@ def cmd_users_reset_password(args) -> int:
 
 
 def cmd_certs_init(args) -> int:
-    from lingtan.proxy.certs import ParkCA
-
-    settings = _settings(args)
-    ca = ParkCA.ensure(Path(settings.state_dir) / "pki", server_names=args.name or None)
+    ca = _park_ca(_settings(args), server_names=args.name or None)
     print(f"park CA {ca.ca_cert_path}\nserver certificate {ca.server_cert_path}\nCRL {ca.crl_path}")
     return 0
 
 
 def cmd_certs_issue(args) -> int:
-    from lingtan.proxy.certs import ParkCA, issue_for_user
+    from lingtan.proxy.certs import issue_for_user
     from lingtan.proxy.identity import find_user
 
     settings = _settings(args)
     db, ctx = _context(settings)
-    ca = ParkCA.ensure(Path(settings.state_dir) / "pki")
+    ca = _park_ca(settings)
     with db() as s:
         user = find_user(s, args.user)
         if user is None:
@@ -137,11 +140,11 @@ def cmd_certs_issue(args) -> int:
 
 
 def cmd_certs_revoke(args) -> int:
-    from lingtan.proxy.certs import ParkCA, revoke_certificate
+    from lingtan.proxy.certs import revoke_certificate
 
     settings = _settings(args)
     db, ctx = _context(settings)
-    ca = ParkCA.ensure(Path(settings.state_dir) / "pki")
+    ca = _park_ca(settings)
     with db() as s:
         try:
             row = revoke_certificate(s, ca, args.serial, args.reason)

@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 from lingtan.proxy import audit
 from lingtan.proxy.audit import utcnow
 from lingtan.proxy.crypto import SecretBox, sha256_hex
-from lingtan.proxy.models import LoginFailure, PasswordHistory, RecoveryCode, Role, TotpFactor, User
+from lingtan.proxy.models import (
+    LoginFailure,
+    PasswordHistory,
+    RecoveryCode,
+    Role,
+    TotpFactor,
+    User,
+    UserEnterprise,
+)
 from lingtan.proxy.passwords import hash_password, needs_rehash, policy_problems, verify_password
 from lingtan.proxy.policy import SecurityPolicy
 from lingtan.proxy.rbac import check_user_roles
@@ -162,8 +170,6 @@ def create_user(s: Session, ctx: ProxyContext, *, username: str, roles: list[str
                 display_name: str = "", email: str = "", enterprises: list[str] = (), park_scope: bool = False,
                 expires_at: datetime | None = None, known_enterprises: set[str] | None = None) -> tuple[User, str]:
     """A new user with a one-time password (returned once; they must change it at first login)."""
-    from lingtan.proxy.models import UserEnterprise
-
     name = validate_username(username)
     if find_user(s, name) is not None:
         raise IdentityError(f"user name {name!r} is already taken", "username", name)
@@ -202,8 +208,6 @@ def update_user(s: Session, ctx: ProxyContext, user: User, *, actor: str, ip: st
                 enterprises: list[str] | None = None, park_scope: bool | None = None, disabled: bool | None = None,
                 display_name: str | None = None, email: str | None = None,
                 known_enterprises: set[str] | None = None) -> None:
-    from lingtan.proxy.models import UserEnterprise
-
     before = _user_snapshot(user)
     if roles is not None:
         role_rows = _roles(s, roles)

@@ -27,10 +27,10 @@ class ProxyServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        from lingtan.proxy.certs import ParkCA, server_ssl_context
+        from lingtan.proxy.certs import ParkCA, default_directory, server_ssl_context
 
         s = self.settings
-        ca = ParkCA.ensure(Path(s.state_dir) / "pki")
+        ca = ParkCA.ensure(default_directory(Path(s.state_dir)))
         cert = s.proxy_tls_cert or ca.server_cert_path
         key = s.proxy_tls_key or ca.server_key_path
 

@@ -50,6 +50,13 @@ def new_user():
                            error=error), (400 if error else 200)
 
 
+def _role_or_404(role_id: int) -> Role:
+    role = g.db.get(Role, role_id)
+    if role is None:
+        abort(404)
+    return role
+
+
 def _user_or_404(user_id: int) -> User:
     user = g.db.get(User, user_id)
     if user is None:
@@ -234,9 +241,7 @@ def new_role():
 @bp.route("/roles/<int:role_id>", methods=["GET", "POST"])
 @require("role.manage")
 def edit_role(role_id: int):
-    role = g.db.get(Role, role_id)
-    if role is None:
-        abort(404)
+    role = _role_or_404(role_id)
     error = None
     if request.method == "POST":
         if role.builtin:
@@ -260,9 +265,7 @@ def edit_role(role_id: int):
 @bp.post("/roles/<int:role_id>/delete")
 @require("role.manage")
 def delete_role(role_id: int):
-    role = g.db.get(Role, role_id)
-    if role is None:
-        abort(404)
+    role = _role_or_404(role_id)
     if role.builtin:
         deny(f"built-in role {role.name} cannot be deleted")
     name = role.name

@@ -120,32 +120,32 @@ def login():
 def second_factor():
     row, user = _pending("password")
     error = None
-    cert_user, _reason = certificate_user(g.db)
+    cert_user, cert_reason = certificate_user(g.db)
+    cert_ok = cert_user is not None and cert_user.id == user.id
+    cert_only = certificate_required(user)
     if request.method == "POST":
         ctx = state().ctx
         method = request.form.get("method", "totp")
-        ok = False
-        if certificate_required(user) and method != "certificate":
+        code = request.form.get("code", "")
+        if method == "certificate":
+            ok = cert_ok
+        elif cert_only:  # the role accepts only the certificate
             ok = False
         elif method == "totp":
-            ok = identity.check_totp(g.db, ctx, user, request.form.get("code", ""), ip=client_ip())
-        elif method == "recovery":
-            ok = identity.use_recovery_code(g.db, ctx, user, request.form.get("code", ""), ip=client_ip())
-        elif method == "certificate":
-            ok = cert_user is not None and cert_user.id == user.id
+            ok = identity.check_totp(g.db, ctx, user, code, ip=client_ip())
+        else:
+            ok = method == "recovery" and identity.use_recovery_code(g.db, ctx, user, code, ip=client_ip())
         if ok:
             return _advance(user, [*row.factors, method])
-        identity.record_failure(g.db, user.username, client_ip(), utcnow())
+        identity.record_failure(g.db, user.username, client_ip(), utcnow(), ctx.policy)
         ctx.audit(g.db, user=user.username, ip=client_ip(), action="login.failure", result="failure",
-                  detail={"reason": f"bad_{method}", "certificate": _reason or None})
+                  detail={"reason": f"bad_{method}", "certificate": cert_reason or None})
         if identity.locked_until(g.db, state().policy, user.username, client_ip(), utcnow()) is not None:
             sessions.revoke(g.db, row)
             ctx.audit(g.db, user=user.username, ip=client_ip(), action="login.locked", result="denied")
             return redirect(url_for("auth.login"))
         error = _("cert_missing") if method == "certificate" else _("totp_failed")
-    cert_only = certificate_required(user)
     has_totp = user.totp is not None and user.totp.confirmed and not cert_only
-    cert_ok = cert_user is not None and cert_user.id == user.id
     if cert_only and not cert_ok and error is None:
         error = _("cert_missing")
     return render_template("second_factor.html", error=error, has_totp=has_totp, cert_ok=cert_ok,

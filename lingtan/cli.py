@@ -153,10 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     children.append(ChildSpec("auth-proxy", [*base, "proxy", "serve"], env=env))
     if settings.proxy_http_port:
         children.append(ChildSpec("http-redirect", [*base, "proxy", "redirect"], env=env))
-    from lingtan.proxy.certs import ParkCA
+    from lingtan.proxy.certs import ParkCA, default_directory
     from lingtan.proxy.cli import create_first_admin
 
-    ParkCA.ensure(state_dir / "pki", park.park.name)
+    ParkCA.ensure(default_directory(state_dir), park.park.name)
     admin_password = create_first_admin(settings)
     sup = ProcessSupervisor(state_dir, children)
     pid = sup.spawn_daemon([*base, "supervise", "--state-dir", str(state_dir)])

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from lingtan.dashboards.alerting import alerting_files
 from lingtan.dashboards.boards import DASHBOARDS
 from lingtan.dashboards.influxql import DATASOURCE_UID
 
@@ -42,8 +43,6 @@ def dashboards_provider_yaml() -> str:
 
 
 def generated_files() -> dict[Path, str]:
-    from lingtan.dashboards.alerting import alerting_files
-
     files = {REPO / "dashboards" / f"{name}.json": dashboard_json(name) for name in DASHBOARDS}
     prov = REPO / "grafana" / "provisioning"
     files[prov / "datasources" / "influxdb.yaml"] = datasources_yaml()
