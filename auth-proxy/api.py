@@ -187,15 +187,14 @@ def _today_bounds() -> tuple[datetime, datetime]:
 
 
 def electricity_today(entity: str) -> dict[str, float]:
-    """Electricity per role since local midnight [kWh]: the spread of each counter, summed by role."""
-    start, _ = _today_bounds()
-    q = (f'SELECT spread("total") AS "kwh" FROM "electricity" WHERE {_entity_filter(entity)} '
-         f"AND time >= '{start.isoformat()}' GROUP BY \"meter\", \"role\"")
+    """Electricity per role since local midnight [kWh], as the calc-service accounted each meter
+    (its counter rules, quarantines and corrections: the same answer as every report)."""
+    start, end = _today_bounds()
+    rows = calc_get("meters", {"entity": entity, "period": "day", "carrier": "electricity",
+                               "start": start.isoformat(), "end": end.isoformat()})["rows"]
     by_role: dict[str, float] = {}
-    for s in _influx().series(q, epoch="ms"):
-        role = s.get("tags", {}).get("role", "")
-        for values in s.get("values", []):
-            by_role[role] = by_role.get(role, 0.0) + float(dict(zip(s["columns"], values, strict=False))["kwh"] or 0.0)
+    for r in rows:
+        by_role[r.get("role", "")] = by_role.get(r.get("role", ""), 0.0) + float(r.get("quantity") or 0.0)
     return by_role
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from lingtan.db import make_engine, session_factory
-from lingtan.errors import ApiError, error_body
+from lingtan.errors import ApiError, error_body, internal_error
 from lingtan.influxdb import InfluxClient
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
@@ -322,8 +322,7 @@ def _http_error(e: HTTPException):
 
 
 def _unexpected(e: Exception):
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    body = error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")
+    body = internal_error(log, f"{request.method} {request.path}")
     return (jsonify(body), 500) if wants_json() else (render_template("message.html", message=body["error"]["message"],
                                                                       status=500), 500)
 

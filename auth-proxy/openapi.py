@@ -11,7 +11,8 @@ def _error() -> dict[str, Any]:
     return {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["status", "code", "message"],
         "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-                       "field": {"type": "string"}}}}}
+                       "field": {"type": "string"},
+                       "id": {"type": "string", "description": "internal errors only: the log's reference"}}}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:

@@ -53,6 +53,10 @@ class AccountingOptions(BaseModel):
     grid_basis: Literal["average", "ets"] = "average"
     residual_basis: str = "excluding_market_non_fossil"  # market-based remainder factor
     gwp_set: Literal["AR4", "AR5", "AR6"] = "AR5"
+    # comprehensive energy with the self-consumed on-site renewable electricity (include, GB/T 2589
+    # counts all energy consumed) or without it (exclude: the 能耗双控 view, in which new renewables
+    # are not counted); CO2 is the same either way (renewable electricity emits nothing)
+    onsite_renewables: Literal["include", "exclude"] = "include"
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Coefficient:
 
     value: float  # result unit per canonical unit of the carrier
     factors: list[Factor] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def factor_ids(self) -> str:
@@ -71,7 +76,7 @@ def _unit(carrier: Carrier) -> str:
     return CARRIER_UNITS[carrier].counter
 
 
-def _mass_per_unit(carrier: Carrier, on: dt.date, lib: FactorLibrary, region: str) -> Coefficient:
+def mass_per_unit(carrier: Carrier, on: dt.date, lib: FactorLibrary, region: str) -> Coefficient:
     """kg per canonical unit: 1000 for t, the density for liquid fuels metered in L."""
     if carrier in LIQUID_FUELS:
         f = lib.resolve(FactorKind.density, carrier.value, on, region=region)
@@ -114,14 +119,27 @@ def coal_equivalent(carrier: Carrier, on: dt.date, lib: FactorLibrary, options: 
         ncv = lib.resolve(FactorKind.ncv, carrier.value, on, region=region)
     except FactorNotFound:
         ncv = None
-    mass = _mass_per_unit(carrier, on, lib, region) if carrier is not Carrier.natural_gas else Coefficient(1.0)
+    mass = mass_per_unit(carrier, on, lib, region) if carrier is not Carrier.natural_gas else Coefficient(1.0)
     base_unit = "m3" if carrier is Carrier.natural_gas else "kg"
     if ncv is not None and ncv.override:
         kgce = lib.resolve(FactorKind.kgce_heat_content, "coal_equivalent", on)
         per_base = multiplier(base_unit, ncv.unit, "kJ") * ncv.value / (multiplier("kgce", kgce.unit, "kJ") * kgce.value)
-        return Coefficient(mass.value * per_base / 1000.0, [*mass.factors, ncv, kgce])
+        return Coefficient(mass.value * per_base / 1000.0, [*mass.factors, ncv, kgce],
+                           _ncv_wins(carrier, on, lib, region, ncv))
     f = lib.resolve(FactorKind.coal_equivalent, carrier.value, on, region=region)
     return Coefficient(mass.value * multiplier(base_unit, f.unit, "tce") * f.value, [*mass.factors, f])
+
+
+def _ncv_wins(carrier: Carrier, on: dt.date, lib: FactorLibrary, region: str, ncv: Factor) -> list[str]:
+    """A warning when a measured NCV silently wins over a park's own coal-equivalent coefficient."""
+    try:
+        ce = lib.resolve(FactorKind.coal_equivalent, carrier.value, on, region=region)
+    except FactorNotFound:
+        return []
+    if not ce.override:
+        return []
+    return [f"{carrier.value} on {on}: the NCV override {ncv.id!r} is used and the coal-equivalent override "
+            f"{ce.id!r} is not (GB/T 2589-2020 ch. 8: a measured NCV takes precedence); remove one of them"]
 
 
 def combustion_factor(carrier: Carrier, on: dt.date, lib: FactorLibrary, region: str = "CN") -> Coefficient:
@@ -133,7 +151,7 @@ def combustion_factor(carrier: Carrier, on: dt.date, lib: FactorLibrary, region:
         gj = multiplier("m3", ncv.unit, "GJ") * ncv.value
         mass = Coefficient(1.0)
     else:
-        mass = _mass_per_unit(carrier, on, lib, region)
+        mass = mass_per_unit(carrier, on, lib, region)
         gj = mass.value * multiplier("kg", ncv.unit, "GJ") * ncv.value
     t_c = gj * multiplier("GJ", cc.unit, "tC") * cc.value
     oxidised = convert(of.value, of.unit, "dimensionless")
@@ -165,11 +183,13 @@ def _period_dates(ledger: pd.DataFrame) -> pd.Series:
     return pd.DatetimeIndex(ledger["period"]).tz_convert("Asia/Shanghai").date
 
 
-def energy_rows(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions) -> pd.DataFrame:
+def energy_rows(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOptions,
+                warnings: list[str] | None = None) -> pd.DataFrame:
     """The ledger with ``quantity_unit`` (canonical), ``tce`` and ``energy_factors`` (factor ids) added.
 
     Rows of carriers that are not converted (water, cooling) get tce 0 and no factor.
-    Raises :class:`FactorNotFound` naming the carrier and date if a coefficient is missing.
+    Raises :class:`FactorNotFound` naming the carrier and date if a coefficient is missing; a
+    choice between factors the user should know of is appended to ``warnings``.
     """
     out = ledger.copy()
     out["date"] = _period_dates(out)
@@ -177,6 +197,8 @@ def energy_rows(ledger: pd.DataFrame, lib: FactorLibrary, options: AccountingOpt
     ids = np.empty(len(out), dtype=object)
     for (carrier, day), idx in out.groupby(["carrier", "date"], sort=False).indices.items():
         c = coal_equivalent(Carrier(carrier), day, lib, options, options.grid_region)
+        if c is not None and c.warnings and warnings is not None:
+            warnings += [w for w in c.warnings if w not in warnings]
         coef[idx] = 0.0 if c is None else c.value
         ids[idx] = "" if c is None else c.factor_ids
     out["quantity_unit"] = [_unit(Carrier(c)) for c in out["carrier"]]

@@ -19,7 +19,7 @@ from lingtan.calc.app import service_of
 from lingtan.calc.boundary import PARK_ENTITY
 from lingtan.calc.derived import RP, TOTAL_FIELDS
 from lingtan.calc.factors import Factor
-from lingtan.calc.inventory import evaluate, parse_inventory
+from lingtan.calc.inventory import InventoryError, evaluate, parse_inventory
 from lingtan.calc.openapi import openapi_spec
 from lingtan.calc.report import TOTAL_UNITS, accounts_dict, factor_dict
 from lingtan.calc.service import affected_range
@@ -130,10 +130,16 @@ def energy():
         return _envelope(entity, period, start, end, rows, {"quantity": "unit column", "tce": "tce"}, by=by)
     if by != "total":
         raise ApiError(400, "bad_by", f"by {by!r} is not total or carrier", "by")
-    fields = ", ".join(f'"{f}"' for f in ("comprehensive_tce", "feedstock_tce", "non_production_tce"))
-    rows = _query("acc_totals", fields, [], entity, period, start, end)
-    return _envelope(entity, period, start, end, rows, {k: TOTAL_UNITS[k] for k in TOTAL_UNITS if k.endswith("tce")},
-                     by=by)
+    renewables = request.args.get("renewables", "include")
+    if renewables not in ("include", "exclude"):
+        raise ApiError(400, "bad_renewables", f"renewables {renewables!r} is not include or exclude", "renewables")
+    names = ("comprehensive_tce", "feedstock_tce", "non_production_tce", "renewable_self_tce")
+    rows = _query("acc_totals", ", ".join(f'"{f}"' for f in names), [], entity, period, start, end)
+    if renewables == "exclude":  # the stored total includes them (GB/T 2589); the 能耗双控 view leaves them out
+        for r in rows:
+            r["comprehensive_tce"] = (r.get("comprehensive_tce") or 0.0) - (r.get("renewable_self_tce") or 0.0)
+    return _envelope(entity, period, start, end, rows, {k: TOTAL_UNITS[k] for k in names}, by=by,
+                     renewables=renewables)
 
 
 @bp.get("/carbon")
@@ -155,7 +161,7 @@ def carbon():
         return _envelope(entity, period, start, end, rows, units, by=by)
     if by != "total":
         raise ApiError(400, "bad_by", f"by {by!r} is not total, source or meter", "by")
-    fields = ", ".join(f'"{f}"' for f in TOTAL_FIELDS if f.endswith("tco2") or f == "green_kwh")
+    fields = ", ".join(f'"{f}"' for f in TOTAL_FIELDS if f.endswith("tco2") or f == "green_kwh")  # gross and net too
     rows = _query("acc_totals", fields, [], entity, period, start, end)
     return _envelope(entity, period, start, end, rows, {k: v for k, v in TOTAL_UNITS.items() if k in fields}, by=by)
 
@@ -286,12 +292,12 @@ def accounting_evaluate():
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "bad_json", "expected a JSON inventory (see /api/v1/openapi.json, Inventory)")
+    shipped = _svc().shipped
     try:
         inv = parse_inventory(body, "request body")
-    except ValueError as exc:
-        raise ApiError(400, "invalid_inventory", str(exc)) from None
-    shipped = _svc().shipped
-    acc = evaluate(inv, shipped)
+        acc = evaluate(inv, shipped)
+    except InventoryError as exc:  # validation first, then the checks against the shipped library
+        raise ApiError(400, "invalid_inventory", str(exc), exc.field) from None
     return jsonify(accounts_dict(acc, shipped.with_overrides(inv.factor_overrides)))
 
 

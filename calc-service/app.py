@@ -2,7 +2,8 @@
 
 ``create_app()`` reads the typed settings, loads the park model, opens InfluxDB and the SQL
 database and, unless told otherwise, starts the scheduler (:mod:`lingtan.calc.service`).
-Blueprints: :mod:`lingtan.calc.api` (``/api/v1/...``). Run it with ``lingtan calc serve``.
+Blueprints: :mod:`lingtan.calc.api` (``/api/v1/...``) and :mod:`lingtan.calc.api_meters`
+(``/api/v1/meters``, ``/api/v1/quarantine``). Run it with ``lingtan calc serve``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     app.extensions["lingtan_calc"] = service
 
     from lingtan.calc.api import bp as api_bp
+    from lingtan.calc.api_meters import bp as meters_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(meters_bp)
 
     register_json_errors(app)
 

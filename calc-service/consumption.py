@@ -4,8 +4,8 @@ Pure, vectorised functions on pandas objects. A raw series is what the collector
 (docs/schema.md): values in the canonical unit of the carrier, indexed by UTC timestamps.
 
 * :func:`counter_deltas` turns cumulative counter readings into the consumption of each
-  interval between readings, handling rollover at the register width, resets, duplicates
-  and late or out-of-order points.
+  interval between readings, with the drop rules of :mod:`lingtan.park.counters` (rollover,
+  reset, backwards), meter replacements, duplicates and late or out-of-order points.
 * :func:`rate_deltas` integrates instantaneous rates (trapezoidal rule), leaving gaps longer
   than ``max_gap`` unintegrated and reporting them.
 * :func:`spread` distributes interval amounts over calendar periods in proportion to time,
@@ -21,8 +21,12 @@ GB/T 2589-2020 综合能耗计算通则, ch. 6 (计算范围: the reporting peri
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from lingtan.park import counters
 
 TZ = "Asia/Shanghai"
 #: period names accepted by :func:`period_starts`, with their pandas frequency
@@ -41,7 +45,22 @@ def _clean(readings: pd.Series) -> pd.Series:
     return s
 
 
-def counter_deltas(readings: pd.Series, modulus: float | None = None) -> pd.DataFrame:
+def _empty_deltas(index: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.DataFrame({"start": pd.Series(dtype=index.dtype), "delta": pd.Series(dtype=float),
+                         "event": pd.Series(dtype=object)}, index=index[:0])
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A meter replaced at ``time``: the old register's final and the new one's first reading [unit]."""
+
+    time: pd.Timestamp
+    old_final: float
+    new_initial: float
+
+
+def counter_deltas(readings: pd.Series, modulus: float | None = None, *, floor: float = 0.0,
+                   replacements: tuple[Replacement, ...] | list[Replacement] = ()) -> pd.DataFrame:
     """Consumption between consecutive readings of a cumulative counter.
 
     Parameters
@@ -52,35 +71,51 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None) -> pd.Data
         twice the later value wins).
     modulus : float, optional
         Value at which the counter wraps [same unit], e.g. 2**32 × scale for a uint32
-        register. A drop of more than half the modulus is a rollover:
-        ``delta = value − previous + modulus``.
+        register (:func:`lingtan.park.counters.canonical_modulus`).
+    floor : float
+        The largest reading that is "near zero" after a drop [same unit]
+        (:func:`lingtan.park.counters.near_zero`).
+    replacements : sequence of Replacement
+        Meter replacements: the interval across one counts ``old_final − previous`` of the old
+        register plus ``value − new_initial`` of the new one.
 
     Returns
     -------
     pandas.DataFrame
         One row per interval, indexed by the interval end, with columns ``start`` (the
-        previous reading's time), ``delta`` [unit, never negative] and ``event``
-        (``""``, ``"rollover"`` or ``"reset"``). A reset (any other drop) counts the new
-        reading as the consumption since the counter restarted from zero.
+        previous reading's time), ``delta`` [unit, never negative] and ``event``: ``""``,
+        ``"rollover"``, ``"reset"``, ``"backwards"`` or ``"replacement"`` — the drop rules of
+        :mod:`lingtan.park.counters` (a backwards step counts zero, and the next increase is
+        measured from the new value).
     """
     s = _clean(readings)
     values = s.to_numpy()
     if len(values) < 2:
-        return pd.DataFrame({"start": pd.Series(dtype=s.index.dtype), "delta": pd.Series(dtype=float),
-                             "event": pd.Series(dtype=object)}, index=s.index[:0])
-    diff = np.diff(values)
-    event = np.full(len(diff), "", dtype=object)
-    drop = diff < 0
-    if drop.any():
-        rolled = drop & (modulus is not None) & (-diff > (modulus or 0) / 2)
-        reset = drop & ~rolled
-        if modulus is not None:
-            diff = np.where(rolled, diff + modulus, diff)
-        diff = np.where(reset, values[1:], diff)
-        event[rolled] = "rollover"
-        event[reset] = "reset"
-    return pd.DataFrame({"start": s.index[:-1], "delta": np.maximum(diff, 0.0), "event": event},
-                        index=s.index[1:])
+        return _empty_deltas(s.index)
+    delta, event = counters.step_consumption(values[:-1], values[1:], modulus, floor)
+    out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": event}, index=s.index[1:])
+    if len(replacements):
+        _replace(out, values, replacements)
+    return out
+
+
+def _replace(deltas: pd.DataFrame, values: np.ndarray, replacements) -> None:
+    """Recount, in place, each interval that a meter replacement falls in (start < time <= end)."""
+    ends = pd.DatetimeIndex(deltas.index)
+    crossing: dict[int, list[Replacement]] = {}
+    for r in sorted(replacements, key=lambda r: r.time):
+        i = int(ends.searchsorted(pd.Timestamp(r.time), side="left"))
+        if i < len(ends) and pd.Timestamp(deltas["start"].iloc[i]) < pd.Timestamp(r.time):
+            crossing.setdefault(i, []).append(r)
+    col_delta, col_event = deltas.columns.get_loc("delta"), deltas.columns.get_loc("event")
+    for i, group in crossing.items():
+        total, previous = 0.0, values[i]
+        for r in group:  # old register up to its final reading, then the new one from its first
+            total += max(r.old_final - previous, 0.0)
+            previous = r.new_initial
+        total += max(values[i + 1] - previous, 0.0)
+        deltas.iat[i, col_delta] = total
+        deltas.iat[i, col_event] = "replacement"
 
 
 def rate_deltas(rates: pd.Series, max_gap: pd.Timedelta | str = "15min") -> pd.DataFrame:
@@ -104,8 +139,7 @@ def rate_deltas(rates: pd.Series, max_gap: pd.Timedelta | str = "15min") -> pd.D
     s = _clean(rates)
     max_gap = pd.Timedelta(max_gap)
     if len(s) < 2:
-        return pd.DataFrame({"start": pd.Series(dtype=s.index.dtype), "delta": pd.Series(dtype=float),
-                             "event": pd.Series(dtype=object)}, index=s.index[:0])
+        return _empty_deltas(s.index)
     values = s.to_numpy()
     seconds = np.diff(s.index.asi8) / 1e9
     hours = seconds / 3600.0
@@ -196,7 +230,8 @@ def calendar_sum(amounts: pd.Series, period: str) -> pd.Series:
     return amounts.groupby(period_starts(pd.DatetimeIndex(amounts.index), period)).sum().sort_index()
 
 
-def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None) -> pd.DataFrame:
+def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None,
+                        floors: np.ndarray | float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`counter_deltas` for many counters read at the same instants (bulk recalculation).
 
     Parameters
@@ -206,23 +241,22 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
         NaN where a point has no reading at that instant.
     moduli : numpy.ndarray, optional
         Rollover modulus per column [same unit]; NaN or absent for counters that do not wrap.
+    floors : numpy.ndarray or float
+        Near-zero reading per column [same unit] (see :func:`counter_deltas`).
 
     Returns
     -------
-    pandas.DataFrame
-        Row *i* is the consumption from instant *i* to instant *i+1* (indexed by instant *i*,
-        i.e. the start of the interval), never negative. A missing reading is bridged by
-        linear interpolation of the counter between its neighbours (the gap's consumption is
-        spread evenly over it, as :func:`spread` does); rollovers and resets are handled as in
-        :func:`counter_deltas`.
+    (pandas.DataFrame, pandas.DataFrame)
+        Deltas and events. Row *i* is the consumption from instant *i* to instant *i+1*
+        (indexed by instant *i*, i.e. the start of the interval), never negative, and its
+        event (``""``, rollover, reset, backwards). A missing reading is bridged by linear
+        interpolation of the counter between its neighbours (the gap's consumption is spread
+        evenly over it, as :func:`spread` does).
     """
     values = readings.interpolate(method="time", limit_area="inside").to_numpy(dtype=float)
-    diff = np.diff(values, axis=0)
-    drop = diff < 0
-    if drop.any():
-        mod = np.full(values.shape[1], np.nan) if moduli is None else np.asarray(moduli, dtype=float)
-        rolled = drop & (-diff > mod / 2)  # NaN modulus compares False: no rollover
-        reset = drop & ~rolled
-        diff = np.where(rolled, diff + mod, diff)
-        diff = np.where(reset, values[1:], diff)
-    return pd.DataFrame(np.maximum(diff, 0.0), index=readings.index[:-1], columns=readings.columns)
+    mod = np.full(values.shape[1], np.nan) if moduli is None else np.asarray(moduli, dtype=float)
+    with np.errstate(invalid="ignore"):
+        delta, event = counters.step_consumption(values[:-1], values[1:], mod, floors)
+    delta = np.where(np.isnan(values[:-1]) | np.isnan(values[1:]), np.nan, delta)
+    index, columns = readings.index[:-1], readings.columns
+    return pd.DataFrame(delta, index=index, columns=columns), pd.DataFrame(event, index=index, columns=columns)

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lingtan.calc.accounting import AccountingOptions
-from lingtan.calc.boundary import PARK_ENTITY, boundary_rules, ledger
+from lingtan.calc.boundary import PARK_ENTITY, boundary_rules, energy_points, ledger
 from lingtan.calc.consumption import period_starts
-from lingtan.calc.derived import RP, accounts_lines, flow_lines
+from lingtan.calc.derived import POINT_TAGS, RP, accounts_lines, flow_lines, point_lines, quarantine_line
 from lingtan.calc.factors import FactorLibrary
 from lingtan.calc.flows import edge_points, energy_flows
 from lingtan.calc.metered import counter_points, quantities, read_counters, read_hourly, read_rates
+from lingtan.calc.plausibility import Adjustments
 from lingtan.calc.results import Accounts, account, summarise
 from lingtan.influxdb import InfluxClient
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
@@ -67,6 +68,7 @@ class RunLog:
     entities: int = 0
     changed: list[str] = field(default_factory=list)  # entity: old -> new comprehensive tce
     error: str = ""
+    quarantined: list[dict] = field(default_factory=list)  # intervals above a meter's capacity
 
 
 class ParkCalculator:
@@ -82,31 +84,47 @@ class ParkCalculator:
         self.bucket = bucket
         self.raw_policy = raw_policy
         self.rules = boundary_rules(park)
-        wanted = set(self.rules["point"]) | set(edge_points(park)["point"])
+        # every energy point: the counted ones, the topology's, and those only shown (CHP, storage)
+        wanted = {p.id for e in park.enterprises for u in e.units for m in u.meters for p in energy_points(m)}
+        wanted |= set(self.rules["point"]) | set(edge_points(park)["point"])
         self.refs = counter_points(iter_points(park), wanted)
         self.rate_refs = [r for r in iter_points(park) if r.id in wanted and r.point.kind is Kind.rate]
+        self.by_id = {r.id: r for r in self.refs + self.rate_refs}
+        #: replacements, confirmations, corrections and open quarantines (set by the service from SQL)
+        self.adjustments = Adjustments()
         #: production, process and green-power data per period (set by the service from SQL)
         self.production: pd.DataFrame | None = None
         self.process: pd.DataFrame | None = None
         self.green: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ hours from raw readings
-    def hour_quantities(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        """Consumption per point and hour for hours starting in [start, end), from raw readings."""
+    def hour_quantities(self, start: pd.Timestamp, end: pd.Timestamp,
+                        quarantined: list[dict] | None = None) -> pd.DataFrame:
+        """Consumption per point and hour for hours starting in [start, end), from raw readings;
+        intervals above a meter's capacity are appended to ``quarantined``."""
         readings = read_counters(self.client, self.refs, start, end, self.raw_policy, self.bucket)
         refs = self.refs
         if self.rate_refs:
             readings.update(read_rates(self.client, self.rate_refs, start, end, self.raw_policy, self.bucket or "1m"))
             refs = refs + self.rate_refs
-        return quantities(readings, refs, "hour", start, end)
+        return quantities(readings, refs, "hour", start, end, adjustments=self.adjustments, quarantined=quarantined)
 
     def run_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str = "schedule",
                   scope: str | None = None) -> RunLog:
         """Recompute and write the hours starting in [start, end) from raw readings."""
         t0 = time.perf_counter()
-        run = self._write_hours(self.hour_quantities(start, end), start, end, reason, scope)
+        quarantined: list[dict] = []
+        run = self._write_hours(self.hour_quantities(start, end, quarantined), start, end, reason, scope)
+        self._report(quarantined, run)
         run.seconds = time.perf_counter() - t0  # including the read
         return run
+
+    def _report(self, quarantined: list[dict], run: RunLog) -> None:
+        """Record quarantined intervals in ``data_quality`` (idempotent: one line per interval)."""
+        if not quarantined:
+            return
+        run.quarantined += quarantined
+        self.client.write_lines([quarantine_line(self.by_id[q["point"]], q) for q in quarantined])
 
     # ------------------------------------------------------------------ longer periods as sums
     def rollup(self, period: str, start: pd.Timestamp, reason: str = "schedule", scope: str | None = None) -> RunLog:
@@ -118,8 +136,15 @@ class ParkCalculator:
         child = _CHILD[period]
         before = self._totals(period, start, end)
         energy = self._sum_rows("acc_energy", _ENERGY_TAGS, ["quantity", "tce"], "factors", child, start, end)
-        if energy.empty:
+        points = self._sum_rows("acc_point", POINT_TAGS, ["quantity", "events"], None, child, start, end)
+        if energy.empty and points.empty:
             run.seconds = time.perf_counter() - t0
+            return run
+        meters = point_lines(points.rename(columns={"unit_id": "unit"}), self.park.park.id, period) \
+            if scope in (None, PARK_ENTITY) else []
+        if energy.empty:  # nothing counted, only the meters' own series
+            self._write(meters)
+            run.lines, run.seconds = len(meters), time.perf_counter() - t0
             return run
         energy = energy.rename(columns={"unit_id": "unit", "factors": "energy_factors"})
         energy["quantity_unit"] = [CARRIER_UNITS[Carrier(c)].counter for c in energy["carrier"]]
@@ -130,9 +155,11 @@ class ParkCalculator:
         emissions["market_factors"] = emissions["emission_factors"]
         acc = summarise(energy, emissions, self.lib, self.options, process=_within(self.process, start, end, period),
                         green_kwh=_within(self.green, start, end, period),
-                        production=_within(self.production, start, end, period))
+                        production=_within(self.production, start, end, period),
+                        renewable_self=self._renewable_self(child, start, end))
         acc = _scoped(acc, scope)
         lines = accounts_lines(acc, self.park.park.id, period, self.options.electricity_basis)
+        lines += meters
         self._write(lines)
         run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
         run.changed = _changes(before, acc.totals)
@@ -150,15 +177,31 @@ class ParkCalculator:
         if scope in (None, PARK_ENTITY):
             flows, nodes = energy_flows(self.park, q, self.lib, self.options)
             lines += flow_lines(flows, nodes, self.park.park.id, "hour")
+            lines += point_lines(self._point_rows(q), self.park.park.id, "hour")
         self._write(lines)
         run.lines, run.entities = len(lines), acc.totals["entity"].nunique()
         run.changed = _changes(before, acc.totals)
         run.seconds = time.perf_counter() - t0
         return run
 
+    def _point_rows(self, q: pd.DataFrame) -> pd.DataFrame:
+        """Per-point quantities with the tags of ``acc_point``."""
+        refs = [self.by_id[p] for p in q["point"]]
+        return q.assign(enterprise=[r.enterprise.id for r in refs], unit=[r.unit.id for r in refs],
+                        meter=[r.meter.id for r in refs], carrier=[r.carrier.value for r in refs],
+                        role=[r.point.role.value if r.point.role else "" for r in refs])
+
     def bulk_hours(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, scope: str | None = None) -> list[RunLog]:
-        """Hours of a long range from one bulk read (:func:`read_hourly`), written a day at a time."""
-        q_all = read_hourly(self.client, self.refs + self.rate_refs, start, end, self.raw_policy)
+        """Hours of a long range from one bulk read (:func:`read_hourly`), written a day at a time.
+
+        The hours the bulk read cannot account exactly (a counter event, a quarantine, a person's
+        decision) are recomputed from every reading, so both paths give the same answer."""
+        q_all, flagged = read_hourly(self.client, self.refs + self.rate_refs, start, end, self.raw_policy,
+                                     adjustments=self.adjustments)
+        quarantined: list[dict] = []
+        for a, b in _runs(flagged, max_hours=24):
+            exact = self.hour_quantities(a, b, quarantined)
+            q_all = pd.concat([q_all[(q_all["period"] < a) | (q_all["period"] >= b)], exact], ignore_index=True)
         runs = []
         t = start
         while t < end:
@@ -166,6 +209,8 @@ class ParkCalculator:
             q = q_all[(q_all["period"] >= t) & (q_all["period"] < u)]
             runs.append(self._write_hours(q, t, u, reason + " (bulk)", scope))
             t = u
+        if runs:
+            self._report(quarantined, runs[0])
         return runs
 
     def recalculate(self, start: pd.Timestamp, end: pd.Timestamp, reason: str,
@@ -205,22 +250,31 @@ class ParkCalculator:
         finally:
             self.client.retention_policy = rp
 
-    def _sum_rows(self, measurement: str, tags: list[str], fields: list[str], text_field: str, child: str,
+    def _sum_rows(self, measurement: str, tags: list[str], fields: list[str], text_field: str | None, child: str,
                   start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        sums = ", ".join(f'sum("{f}") AS "{f}"' for f in fields)
+        selects = [f'sum("{f}") AS "{f}"' for f in fields] + ([f'last("{text_field}") AS "{text_field}"']
+                                                               if text_field else [])
         group = ", ".join(f'"{t}"' for t in tags)
-        q = (f'SELECT {sums}, last("{text_field}") AS "{text_field}" FROM "{self.client.database}"."{RP}"."{measurement}" '
+        q = (f'SELECT {", ".join(selects)} FROM "{self.client.database}"."{RP}"."{measurement}" '
              f"WHERE \"park\" = '{self.park.park.id}' AND \"period\" = '{child}' "
              f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY {group}")
+        columns = ["period", *tags, *fields, *([text_field] if text_field else [])]
         rows = self.client.rows(q, epoch="ns")
         if not rows:
-            return pd.DataFrame(columns=["period", *tags, *fields, text_field])
+            return pd.DataFrame(columns=columns)
         df = pd.DataFrame(rows).drop(columns="time")
         for t in tags:
             if t not in df:
                 df[t] = ""
         df["period"] = start
-        return df[["period", *tags, *fields, text_field]]
+        return df[columns]
+
+    def _renewable_self(self, child: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """Self-consumed renewables of a period: the sum of its child periods' (balanced per hour)."""
+        sums = self._sum_rows("acc_totals", ["entity"], ["renewable_self_tce"], None, child, start, end)
+        if sums.empty:
+            return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=["period", "entity"]))
+        return sums.set_index(["period", "entity"])["renewable_self_tce"].astype(float)
 
     def _totals(self, period: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[tuple[str, str], float]:
         q = (f'SELECT "comprehensive_tce" FROM "{self.client.database}"."{RP}"."acc_totals" '
@@ -242,6 +296,17 @@ def _scoped(acc: Accounts, scope: str | None) -> Accounts:
 
     return Accounts(keep(acc.energy), keep(acc.emissions), keep(acc.totals), keep(acc.by_carrier),
                     keep(acc.intensities))
+
+
+def _runs(hours: list[pd.Timestamp], max_hours: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Contiguous runs of hour starts, as [start, end) ranges of at most ``max_hours``."""
+    out: list[list[pd.Timestamp]] = []
+    for h in sorted(hours):
+        if out and h == out[-1][1] and (h - out[-1][0]) < pd.Timedelta(hours=max_hours):
+            out[-1][1] = h + pd.Timedelta(hours=1)
+        else:
+            out.append([h, h + pd.Timedelta(hours=1)])
+    return [(a, b) for a, b in out]
 
 
 def _utc(t: pd.Timestamp) -> str:

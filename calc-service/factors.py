@@ -57,6 +57,14 @@ _DIMENSION = {
 }
 
 
+#: the physical unit a carrier's coal-equivalent coefficient and NCV are stated per (as the
+#: accounting applies them, lingtan.calc.accounting.coal_equivalent): a coefficient of another
+#: dimension (kgce/kWh for natural gas) is refused when it is loaded
+PER_UNIT = {"electricity": "kWh", "heat": "MJ", "steam": "t", "natural_gas": "m3", "diesel": "kg", "gasoline": "kg",
+            "coal": "kg", "lpg": "kg", "biomass": "kg"}
+_PER_UNIT_KINDS = {FactorKind.coal_equivalent: "kgce", FactorKind.ncv: "kJ"}
+
+
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,17 +77,24 @@ class Source(BaseModel):
 class Factor(BaseModel):
     """One coefficient with its provenance."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={
+        # a park override records who made it and why (checked in _checks as well)
+        "if": {"properties": {"override": {"const": True}}, "required": ["override"]},
+        "then": {"required": ["author", "reason"],
+                 "properties": {"author": {"type": "string", "minLength": 1}, "reason": {"type": "string", "minLength": 1}}},
+    })
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     kind: FactorKind
     subject: str = Field(min_length=1)  # carrier, fuel, gas or material
-    value: float
-    unit: str
+    value: float = Field(ge=0, description="never negative; an oxidation rate lies in (0, 100 %]")
+    unit: str = Field(description="a unit of the dimension the kind needs (coal_equivalent: kgce per the carrier's "
+                                  "unit, e.g. kgce/kWh, kgce/m3, kgce/kg; ncv: energy per that unit; "
+                                  "grid_emission_factor: tCO2/MWh; density: kg/L; ...)")
     basis: str | None = None  # dangliang/dengjia, average/excluding_market_non_fossil/ets, AR5 ...
     region: str = NATIONAL
     valid_from: dt.date
-    valid_to: dt.date | None = None  # exclusive; None = open
+    valid_to: dt.date | None = Field(None, description="exclusive, after valid_from; none = open")
     data_year: int | None = None
     source: Source
     confidence: str = Field(min_length=1)
@@ -100,14 +115,15 @@ class Factor(BaseModel):
         if self.valid_to is not None and self.valid_to <= self.valid_from:
             raise ValueError(f"valid_to {self.valid_to} is not after valid_from {self.valid_from}")
         want = _DIMENSION.get(self.kind)
+        if want is None and self.kind in _PER_UNIT_KINDS and self.subject in PER_UNIT:
+            want = f"{_PER_UNIT_KINDS[self.kind]}/{PER_UNIT[self.subject]}"
         if want is not None:
             got, need = parse_unit(self.unit).dimensionality, parse_unit(want).dimensionality
             if got != need:
-                raise ValueError(f"unit {self.unit!r} has dimension {got}, a {self.kind.value} factor needs {want}")
+                raise ValueError(f"factor {self.id!r}: unit {self.unit!r} has dimension {got}, a {self.kind.value} "
+                                 f"factor for {self.subject} needs {want} (or another unit of that dimension)")
         if self.kind in (FactorKind.oxidation,) and not 0 < parse_unit(self.unit).to("").magnitude * self.value <= 1:
             raise ValueError(f"oxidation rate {self.value} {self.unit} is not within (0, 100 %]")
-        if self.value < 0:
-            raise ValueError(f"value {self.value} is negative")
         if self.override and not (self.author and self.reason):
             raise ValueError("a park override records its author and reason")
         return self

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +23,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lingtan.calc.accounting import AccountingOptions
+from lingtan.calc.accounting import LIQUID_FUELS, AccountingOptions, mass_per_unit
 from lingtan.calc.boundary import PARK_ENTITY
-from lingtan.calc.factors import Factor, FactorLibrary
+from lingtan.calc.factors import Factor, FactorLibrary, FactorNotFound
 from lingtan.calc.results import Accounts, account
 from lingtan.calc.units import UnitMismatch, convert
 from lingtan.park.carriers import CARRIER_UNITS, Carrier
@@ -37,12 +38,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class InventoryError(ValueError):
+    """An inventory that cannot be accounted as given; the message names the field and value,
+    ``field`` is the path of the (first) offending field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        if field is None and re.match(r"^(factor_overrides|enterprises)\.\d+[\w.]*:", message):
+            field = message.split(":", 1)[0]
+        self.field = field
+
+
 class EnergyLine(_Strict):
     """One quantity of one carrier crossing the enterprise's boundary in the period."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        # flow renewable is for self-generated electricity only (checked in _checks as well)
+        "if": {"properties": {"flow": {"const": "renewable"}}, "required": ["flow"]},
+        "then": {"properties": {"carrier": {"const": "electricity"}}},
+    })
+
     carrier: Carrier
-    quantity: float = Field(description="physical quantity in `unit`; a deduction is stated by `flow`, not a sign")
-    unit: str = Field(description="any unit convertible to the carrier's canonical unit, e.g. kWh, MWh, 10^4 m3, t, GJ")
+    quantity: float = Field(ge=0, description="physical quantity in `unit`, never negative: a deduction is stated "
+                                              "by `flow`, not a sign")
+    unit: str = Field(min_length=1, description=(
+        "any unit convertible to the carrier's canonical unit (electricity kWh, heat and cooling GJ, natural gas "
+        "and water m3, steam, coal, LPG and biomass t, diesel and gasoline L), e.g. MWh, 10^4 m3, GJ; diesel and "
+        "gasoline also by mass (t, kg), converted with the fuel's density factor"))
     flow: Literal["input", "renewable", "delivered", "export"] = Field(
         "input", description="input: bought or received; renewable: self-generated renewable electricity; "
         "delivered: passed on to another enterprise of the park; export: supplied outside the park")
@@ -52,19 +74,39 @@ class EnergyLine(_Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> EnergyLine:
-        if self.quantity < 0:
-            raise ValueError(f"quantity {self.quantity} is negative; state a deduction with flow delivered/export")
         if self.flow == "renewable" and self.carrier is not Carrier.electricity:
             raise ValueError("flow renewable is for self-generated electricity only")
+        if self.by_mass:
+            return self
         canonical = CARRIER_UNITS[self.carrier].counter
         try:
             convert(1.0, self.unit, canonical)
         except (UnitMismatch, ValueError) as exc:
-            raise ValueError(f"unit {self.unit!r} cannot be converted to {canonical} for {self.carrier.value}: {exc}") from None
+            also = " (or t, kg)" if self.carrier in LIQUID_FUELS else ""
+            raise ValueError(f"unit {self.unit!r} cannot be converted to {canonical}{also} for "
+                             f"{self.carrier.value}: {exc}") from None
         return self
 
-    def canonical_quantity(self) -> float:
-        return convert(self.quantity, self.unit, CARRIER_UNITS[self.carrier].counter)
+    @property
+    def by_mass(self) -> bool:
+        """A liquid fuel stated by mass (GB/T 2589 and the NDRC guidelines state them per kg)."""
+        if self.carrier not in LIQUID_FUELS:
+            return False
+        try:
+            convert(1.0, self.unit, "kg")
+        except (UnitMismatch, ValueError):
+            return False
+        return True
+
+    def canonical_quantity(self, lib: FactorLibrary | None = None, on: dt.date | None = None,
+                           region: str = "CN") -> float:
+        """The quantity in the carrier's canonical unit; a liquid fuel by mass needs ``lib`` for its density."""
+        if not self.by_mass:
+            return convert(self.quantity, self.unit, CARRIER_UNITS[self.carrier].counter)
+        if lib is None or on is None:
+            raise InventoryError(f"{self.carrier.value} in {self.unit} needs the density factor to reach litres")
+        kg_per_l = mass_per_unit(self.carrier, on, lib, region).value
+        return convert(self.quantity, self.unit, "kg") / kg_per_l
 
 
 class ProcessLine(_Strict):
@@ -89,7 +131,8 @@ class Production(_Strict):
 
 
 class InventoryEnterprise(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, json_schema_extra={"not": {"const": PARK_ENTITY}},
+                    description="unique within the inventory; not 'park' (the park is the sum of the enterprises)")
     name: str = ""
     energy: list[EnergyLine] = Field(default_factory=list)
     process: list[ProcessLine] = Field(default_factory=list)
@@ -101,9 +144,11 @@ class Inventory(_Strict):
     """An offline inventory for one period."""
 
     period_start: dt.date = Field(description="first day of the period (Asia/Shanghai)")
-    period_end: dt.date = Field(description="day after the last day of the period")
+    period_end: dt.date = Field(description="day after the last day of the period; after period_start")
     options: AccountingOptions = Field(default_factory=AccountingOptions)
-    factor_overrides: list[Factor] = Field(default_factory=list, description="park factors, each with its source")
+    factor_overrides: list[Factor] = Field(default_factory=list, description=(
+        "park factors, each with its source, marked override: true with author and reason, each with an id of "
+        "its own (not a shipped factor's id, not repeated)"))
     enterprises: list[InventoryEnterprise] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -114,6 +159,13 @@ class Inventory(_Strict):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup or PARK_ENTITY in ids:
             raise ValueError(f"enterprise ids must be unique and not {PARK_ENTITY!r}: {sorted(dup or {PARK_ENTITY})}")
+        seen: dict[str, int] = {}
+        for i, f in enumerate(self.factor_overrides):
+            if not f.override:
+                raise ValueError(f"factor_overrides.{i}.override: factor {f.id!r} is not marked override: true")
+            if f.id in seen:
+                raise ValueError(f"factor_overrides.{i}.id: {f.id!r} repeats factor_overrides.{seen[f.id]}")
+            seen[f.id] = i
         return self
 
 
@@ -128,26 +180,48 @@ def load_inventory(path: Path) -> Inventory:
 
 
 def parse_inventory(data: Any, where: str = "<request>") -> Inventory:
+    """Validate an inventory; :class:`InventoryError` names ``where``, every field path and value."""
     try:
         return Inventory.model_validate(data)
     except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (value {e.get('input')!r:.80})"
-                         for e in exc.errors())
-        raise ValueError(f"{where}: {errs}") from None
+        errors = exc.errors()
+        errs = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(inventory)'}: {e['msg']}"
+                         + (f" (value {e.get('input')!r:.80})" if e["loc"] else "") for e in errors)
+        loc = ".".join(str(p) for p in errors[0]["loc"])
+        if not loc:  # a model-level check names its field at the start of its message
+            found = re.search(r"((?:factor_overrides|enterprises)\.\d+[\w.]*):", errors[0]["msg"])
+            loc = found.group(1) if found else ""
+        raise InventoryError(f"{where}: {errs}", loc or None) from None
 
 
-def inventory_frames(inv: Inventory) -> dict[str, pd.DataFrame]:
-    """The ledger, process, green and production frames of an inventory (enterprises and park)."""
+def check_overrides(inv: Inventory, shipped: FactorLibrary) -> None:
+    """Refuse an override that reuses a shipped factor's id (it would not be an override of its own)."""
+    known = {f.id for f in shipped}
+    for i, f in enumerate(inv.factor_overrides):
+        if f.id in known:
+            raise InventoryError(f"factor_overrides.{i}.id: {f.id!r} is a shipped factor id; give the override an "
+                                 "id of its own (it takes precedence for its kind, subject, region and validity)")
+
+
+def inventory_frames(inv: Inventory, lib: FactorLibrary | None = None) -> dict[str, pd.DataFrame]:
+    """The ledger, process, green and production frames of an inventory (enterprises and park).
+
+    ``lib`` (with the inventory's overrides) converts liquid fuels stated by mass to litres."""
     period = pd.Timestamp(inv.period_start).tz_localize(TZ)
     ledger, process, green, production = [], [], [], []
-    for ent in inv.enterprises:
+    for n, ent in enumerate(inv.enterprises):
         for i, line in enumerate(ent.energy):
             sign = -1.0 if line.flow in ("delivered", "export") else 1.0
             label = line.label or f"{ent.id}.energy[{i}]"
+            try:
+                quantity = line.canonical_quantity(lib, inv.period_start, inv.options.grid_region)
+            except FactorNotFound as exc:
+                raise InventoryError(f"enterprises.{n}.energy.{i} ({ent.id}): {line.quantity:g} {line.unit} of "
+                                     f"{line.carrier.value}: {exc}") from None
             # the park is the sum of its enterprises: a delivered line cancels the receiver's input
             for entity in (ent.id, PARK_ENTITY):
                 ledger.append((period, entity, ent.id, line.production_unit, label, label, line.carrier.value,
-                               line.flow, line.usage, sign * line.canonical_quantity()))
+                               line.flow, line.usage, sign * quantity))
         for pl in ent.process:
             qty = convert(pl.quantity, pl.unit, "t")
             for entity in (ent.id, PARK_ENTITY):
@@ -179,9 +253,14 @@ def inventory_frames(inv: Inventory) -> dict[str, pd.DataFrame]:
 
 
 def evaluate(inv: Inventory, lib: FactorLibrary | None = None) -> Accounts:
-    """Account an inventory with the shipped factors plus its own overrides."""
-    lib = (lib or FactorLibrary.shipped()).with_overrides(inv.factor_overrides)
-    f = inventory_frames(inv)
+    """Account an inventory with the shipped factors plus its own overrides.
+
+    Raises :class:`InventoryError` for overrides that clash with the shipped library.
+    """
+    shipped = lib or FactorLibrary.shipped()
+    check_overrides(inv, shipped)
+    lib = shipped.with_overrides(inv.factor_overrides)
+    f = inventory_frames(inv, lib)
     return account(f["ledger"], lib, inv.options, process=f["process"], green_kwh=f["green"],
                    production=f["production"])
 

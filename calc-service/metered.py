@@ -16,10 +16,17 @@ import numpy as np
 import pandas as pd
 
 from lingtan.calc.consumption import counter_deltas, counter_deltas_wide, rate_deltas, spread
+from lingtan.calc.plausibility import Adjustments, PointAdjustments, screen, substitute
 from lingtan.influxdb import InfluxClient
 from lingtan.park.carriers import Kind
+from lingtan.park.counters import (
+    canonical_modulus,
+    consumption_limit,
+    near_zero,
+    rated_capacity,
+    register_step,
+)
 from lingtan.park.index import PointRef
-from lingtan.simulate.codec import canonical_modulus
 
 #: how far back (and forward) to look for the reading that bounds a range
 EDGE_WINDOW = pd.Timedelta(days=7)
@@ -113,6 +120,22 @@ def read_counters(client: InfluxClient, refs: list[PointRef], start: pd.Timestam
     return out
 
 
+def bounding_readings(client: InfluxClient, ref: PointRef, t: pd.Timestamp,
+                      retention_policy: str = "raw") -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Times of the counter's last reading before ``t`` and first reading at or after it (within
+    :data:`EDGE_WINDOW`): the interval that a replacement at ``t`` falls in."""
+    src = f'"{client.database}"."{retention_policy}"."{ref.carrier.value}"'
+    where = f"\"point\" = '{ref.id}'"
+    q = (f'SELECT last("total") FROM {src} WHERE {where} AND time < {_ts(t)} AND time >= {_ts(t - EDGE_WINDOW)};'
+         f'SELECT first("total") FROM {src} WHERE {where} AND time >= {_ts(t)} AND time < {_ts(t + EDGE_WINDOW)}')
+    found: list[pd.Timestamp | None] = [None, None]
+    for result in client.query(q, epoch="ns"):
+        for ser in result.get("series", []):
+            if ser["values"]:
+                found[result.get("statement_id", 0)] = pd.Timestamp(ser["values"][0][0], unit="ns", tz="UTC")
+    return found[0], found[1]
+
+
 def read_rates(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, end: pd.Timestamp,
                retention_policy: str = "raw", bucket: str = "1m") -> dict[str, pd.Series]:
     """Mean rate per ``bucket`` of rate points [canonical rate unit], stamped at the bucket's
@@ -131,34 +154,69 @@ def read_rates(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, 
     return {pid: pd.concat(ss).sort_index() for pid, ss in out.items()}
 
 
+def point_deltas(series: pd.Series, ref: PointRef, adjustments: PointAdjustments,
+                 max_gap: str = "15min") -> pd.DataFrame:
+    """Intervals of one point's readings: consumption by the counter rules (or the integrated
+    rate), screened for plausibility, with the people's replacements, confirmations and
+    corrections applied (:mod:`lingtan.calc.plausibility`)."""
+    if ref.point.kind is Kind.counter:
+        deltas = counter_deltas(series, canonical_modulus(ref), floor=near_zero(ref),
+                                replacements=adjustments.replacements)
+    else:  # a meter without a counter: integrate its rate; gaps longer than max_gap stay unknown
+        deltas = rate_deltas(series, max_gap)
+    accepted = list(adjustments.confirmed) + [(c.start, c.end) for c in adjustments.corrections]
+    deltas = screen(deltas, rated_capacity(ref.meter), register_step(ref), accepted)
+    return substitute(deltas, adjustments.corrections)
+
+
+def _quarantined(deltas: pd.DataFrame, ref: PointRef, lo: pd.Timestamp, hi: pd.Timestamp) -> list[dict]:
+    """The quarantined intervals of ``deltas`` that overlap [lo, hi)."""
+    bad = deltas[deltas["quarantined"]]
+    if bad.empty:
+        return []
+    ends = pd.DatetimeIndex(bad.index)
+    starts = pd.DatetimeIndex(bad["start"])
+    inside = (starts < hi) & (ends > lo)
+    return [{"point": ref.id, "meter": ref.meter.id, "enterprise": ref.enterprise.id,
+             "carrier": ref.carrier.value, "start": a, "end": b, "measured": float(m), "limit": float(lim),
+             "event": e} for a, b, m, lim, e in zip(starts[inside], ends[inside], bad["measured"][inside],
+                                                    bad["limit"][inside], bad["event"][inside], strict=True)]
+
+
 def quantities(readings: dict[str, pd.Series], refs: list[PointRef], period: str, start: pd.Timestamp,
-               end: pd.Timestamp, max_gap: str = "15min") -> pd.DataFrame:
+               end: pd.Timestamp, max_gap: str = "15min", adjustments: Adjustments | None = None,
+               quarantined: list[dict] | None = None) -> pd.DataFrame:
     """Consumption per point and ``period`` (hour, day, …) for periods starting in [start, end).
 
     Counter points give the differences of their readings; rate points (meters without a
-    counter) their integral [rate unit × h = the counter unit].
+    counter) their integral [rate unit × h = the counter unit]. Intervals above the meter's
+    capacity count zero; each is appended to ``quarantined`` (when given) as a dict with
+    point, meter, enterprise, carrier, start, end, measured, limit and event.
 
     Returns columns ``period``, ``point``, ``quantity`` [canonical unit], ``events`` (count of
-    rollovers, resets and gaps seen in the readings).
+    rollovers, resets, backward steps, replacements, gaps and quarantined intervals).
     """
+    adjustments = adjustments or Adjustments()
     by_id = {r.id: r for r in refs}
     frames = []
     lo = pd.Timestamp(start).tz_convert("Asia/Shanghai")
     hi = pd.Timestamp(end).tz_convert("Asia/Shanghai")
-    for pid, series in readings.items():
+    corrected = {pid for pid, a in adjustments.points.items() if a.corrections and pid in by_id}
+    for pid in sorted(set(readings) | corrected):
         ref = by_id.get(pid)
         if ref is None:
             continue
-        if ref.point.kind is Kind.counter:
-            deltas = counter_deltas(series, canonical_modulus(ref))
-        else:  # a meter without a counter: integrate its rate; gaps longer than max_gap stay unknown
-            deltas = rate_deltas(series, max_gap)
+        series = readings.get(pid, pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC")))
+        deltas = point_deltas(series, ref, adjustments.of(pid), max_gap)
+        if quarantined is not None:
+            quarantined += _quarantined(deltas, ref, lo, hi)
         per = spread(deltas, period)
         per = per[(per.index >= lo) & (per.index < hi)]
         if per.empty:
             continue
+        events = int((deltas["event"] != "").sum() + deltas["quarantined"].sum())
         frames.append(pd.DataFrame({"period": per.index, "point": pid, "quantity": per.to_numpy(),
-                                    "events": int((deltas["event"] != "").sum())}))
+                                    "events": events}))
     if not frames:
         return pd.DataFrame({"period": pd.Series(dtype="datetime64[ns, Asia/Shanghai]"),
                              "point": pd.Series(dtype=object), "quantity": pd.Series(dtype=float),
@@ -180,7 +238,8 @@ def _month_chunks(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Times
 
 
 def read_hourly(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, end: pd.Timestamp,
-                retention_policy: str = "raw", workers: int = 2) -> pd.DataFrame:
+                retention_policy: str = "raw", workers: int = 2,
+                adjustments: Adjustments | None = None) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
     """Bulk read for long recalculations: consumption per point and hour in [start, end).
 
     Counters: the first reading of every hour, by server-side ``first()``, taken as the
@@ -188,20 +247,60 @@ def read_hourly(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp,
     a few seconds off with live 1-5 s collection). Rate points: the hour's mean rate × 1 h.
     The range is read as month queries, ``workers`` at a time, as CSV.
 
-    Returns columns ``period``, ``point``, ``quantity``, like :func:`quantities`.
+    The same queries return each hour's last, smallest and largest reading, so that the hours
+    this shortcut cannot account exactly are found: a drop inside an hour or across its end, a
+    rollover, reset or backward step, consumption above the meter's capacity, or a replacement,
+    confirmation or correction (``adjustments``). Those hours are returned, for the caller to
+    recompute from every reading (:func:`quantities`).
+
+    Returns
+    -------
+    (pandas.DataFrame, list of pandas.Timestamp)
+        Columns ``period``, ``point``, ``quantity``, like :func:`quantities`; and the starts of
+        the hours (Asia/Shanghai) to recompute exactly.
     """
+    start = pd.Timestamp(start).tz_convert("UTC")
+    end = pd.Timestamp(end).tz_convert("UTC")
+    results = _hourly_frames(client, refs, start, end, retention_policy, workers)
+    by_id = {r.id: r for r in refs}
+    frames, flagged = [], set()
+    counters = pd.concat([df for f, df in results if f == "total" and not df.empty] or [pd.DataFrame()])
+    if not counters.empty:
+        long, bad = _hourly_counters(counters, by_id, start, end)
+        frames.append(long)
+        flagged |= bad
+    rates = pd.concat([df for f, df in results if f == "rate" and not df.empty] or [pd.DataFrame()])
+    if not rates.empty:
+        rates["point"] = rates["tags"].str.slice(len("point="))
+        rates["period"] = pd.to_datetime(rates["time"], unit="ns", utc=True).dt.tz_convert("Asia/Shanghai")
+        frame = rates.rename(columns={"v": "quantity"})[["period", "point", "quantity"]]  # mean rate × 1 h
+        limit = np.array([consumption_limit(rated_capacity(by_id[p].meter), 1.0) for p in frame["point"]])
+        flagged |= set(frame["period"][frame["quantity"].to_numpy() > limit])
+        frames.append(frame)
+    flagged |= _adjusted_hours(adjustments, by_id, start, end)
+    if not frames:
+        empty = pd.DataFrame({"period": pd.Series(dtype="datetime64[ns, Asia/Shanghai]"),
+                              "point": pd.Series(dtype=object), "quantity": pd.Series(dtype=float)})
+        return empty, sorted(flagged)
+    return pd.concat(frames, ignore_index=True), sorted(flagged)
+
+
+def _hourly_frames(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, end: pd.Timestamp,
+                   retention_policy: str, workers: int) -> list[tuple[str, pd.DataFrame]]:
+    """The hourly aggregates of :func:`read_hourly`, as (field, CSV frame) per month query."""
     import io
     from concurrent.futures import ThreadPoolExecutor
 
-    start = pd.Timestamp(start).tz_convert("UTC")
-    end = pd.Timestamp(end).tz_convert("UTC")
+    aggregates = {"total": 'first("total") AS "v", last("total") AS "last", min("total") AS "min", '
+                           'max("total") AS "max"',
+                  "rate": 'mean("rate") AS "v"'}
     jobs = []
-    for field, agg in (("total", "first"), ("rate", "mean")):
+    for field, select in aggregates.items():
         subset = [r for r in refs if (r.point.kind is Kind.counter) == (field == "total")]
         for src, where in _sources(client, subset, retention_policy):
             for a, b in _month_chunks(start, end):
                 upper = "<=" if field == "total" else "<"  # a counter also needs the reading closing the range
-                jobs.append((field, f'SELECT {agg}("{field}") AS "v" FROM {src} WHERE {where} AND time >= {_ts(a)} '
+                jobs.append((field, f"SELECT {select} FROM {src} WHERE {where} AND time >= {_ts(a)} "
                                     f'AND time {upper} {_ts(b)} GROUP BY time(1h), "point" fill(none)'))
 
     def run(job: tuple[str, str]) -> tuple[str, pd.DataFrame]:
@@ -211,26 +310,54 @@ def read_hourly(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp,
         return field, df
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(pool.map(run, jobs))
-    frames = []
-    by_id = {r.id: r for r in refs}
-    counters = pd.concat([df for f, df in results if f == "total" and not df.empty] or [pd.DataFrame()])
-    if not counters.empty:
-        counters["point"] = counters["tags"].str.slice(len("point="))
-        wide = counters.drop_duplicates(["time", "point"]).pivot(index="time", columns="point", values="v").sort_index()
-        wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index, unit="ns", utc=True)).tz_convert("Asia/Shanghai")
-        moduli = np.array([canonical_modulus(by_id[p]) or np.nan for p in wide.columns], dtype=float)
-        hourly = counter_deltas_wide(wide, moduli)
-        hourly = hourly[(hourly.index >= start) & (hourly.index < end)]
-        hourly.index.name = "period"
-        long = hourly.reset_index().melt(id_vars="period", var_name="point", value_name="quantity").dropna()
-        frames.append(long)
-    rates = pd.concat([df for f, df in results if f == "rate" and not df.empty] or [pd.DataFrame()])
-    if not rates.empty:
-        rates["point"] = rates["tags"].str.slice(len("point="))
-        rates["period"] = pd.to_datetime(rates["time"], unit="ns", utc=True).dt.tz_convert("Asia/Shanghai")
-        frames.append(rates.rename(columns={"v": "quantity"})[["period", "point", "quantity"]])  # mean rate × 1 h
-    if not frames:
-        return pd.DataFrame({"period": pd.Series(dtype="datetime64[ns, Asia/Shanghai]"),
-                             "point": pd.Series(dtype=object), "quantity": pd.Series(dtype=float)})
-    return pd.concat(frames, ignore_index=True)
+        return list(pool.map(run, jobs))
+
+
+def _hourly_counters(counters: pd.DataFrame, by_id: dict[str, PointRef], start: pd.Timestamp,
+                     end: pd.Timestamp) -> tuple[pd.DataFrame, set[pd.Timestamp]]:
+    """Hourly consumption from the first reading of each hour, and the hours it cannot be trusted for."""
+    counters["point"] = counters["tags"].str.slice(len("point="))
+    counters = counters.drop_duplicates(["time", "point"])
+
+    def wide(col: str) -> pd.DataFrame:
+        w = counters.pivot(index="time", columns="point", values=col).sort_index()
+        w.index = pd.DatetimeIndex(pd.to_datetime(w.index, unit="ns", utc=True)).tz_convert("Asia/Shanghai")
+        return w
+
+    first = wide("v")
+    last, low, high = (wide(c).reindex(index=first.index, columns=first.columns) for c in ("last", "min", "max"))
+    refs = [by_id[p] for p in first.columns]
+    moduli = np.array([canonical_modulus(r) or np.nan for r in refs], dtype=float)
+    floors = np.array([near_zero(r) for r in refs], dtype=float)
+    hourly, events = counter_deltas_wide(first, moduli, floors)
+    hours = np.diff(first.index.asi8)[:, None] / 3.6e12  # a bridged gap may deliver in proportion
+    capacity = np.array([rated_capacity(r.meter) for r in refs])[None, :]
+    steps = np.array([register_step(r) for r in refs])[None, :]
+    limits = consumption_limit(capacity, hours, steps)
+    with np.errstate(invalid="ignore"):
+        bad = (events.to_numpy() != "") | (hourly.to_numpy() > limits)
+        within = ((low < first) | (high > last)).to_numpy()[:-1]  # a drop inside the hour
+        across = last.to_numpy()[:-1] > first.to_numpy()[1:]  # a drop at the hour's end
+    flagged_rows = np.flatnonzero((bad | within | across).any(axis=1))
+    # the interval from one hour's first reading to the next one's touches both hours
+    flagged = {hourly.index[i] for i in flagged_rows} | {hourly.index[i] + pd.Timedelta(hours=1) for i in flagged_rows}
+    hourly = hourly[(hourly.index >= start) & (hourly.index < end)]
+    hourly.index.name = "period"
+    long = hourly.reset_index().melt(id_vars="period", var_name="point", value_name="quantity").dropna()
+    return long, {h for h in flagged if start <= h < end}
+
+
+def _adjusted_hours(adjustments: Adjustments | None, by_id: dict[str, PointRef], start: pd.Timestamp,
+                    end: pd.Timestamp) -> set[pd.Timestamp]:
+    """Hours in [start, end) touched by a replacement, confirmation or correction of a point in ``by_id``."""
+    out: set[pd.Timestamp] = set()
+    if adjustments is None:
+        return out
+    for pid, adj in adjustments.points.items():
+        if pid not in by_id:
+            continue
+        for a, b in adj.ranges():
+            first = max(hour_floor(a) - pd.Timedelta(hours=1), hour_floor(start))  # the reading before it too
+            last = min(hour_floor(b), hour_floor(end - pd.Timedelta(1, "ns")))
+            out |= set(pd.date_range(first, last, freq="h")) if first <= last else set()
+    return out

@@ -106,6 +106,45 @@ def openapi_spec() -> dict[str, Any]:
                     "type": "object", "properties": {"rows": {"type": "array", "items": {
                         "$ref": "#/components/schemas/GreenRow"}}}}}}},
                 "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+            "/api/v1/meters": _get("each energy point's consumption per period, as accounted (acc_point)",
+                                   [_ENTITY, _PERIOD, _START, _END, _q("carrier", "only this carrier")]),
+            "/api/v1/meters/replacements": {
+                **_get("meter replacements, with author and reason (withdrawn ones too)",
+                       [_q("point", "only this point")]),
+                "post": {"summary": "record a meter replacement: the old register's final and the new one's "
+                                    "first reading [canonical unit of the carrier]; recalculates its interval",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "required": ["point", "time", "old_final", "new_initial", "reason"],
+                             "properties": {"point": {"type": "string", "description": "a counter point id"},
+                                            "time": {"type": "string", "description": "ISO 8601; no zone = "
+                                                     "Asia/Shanghai; not in the future"},
+                                            "old_final": {"type": "number", "minimum": 0},
+                                            "new_initial": {"type": "number", "minimum": 0},
+                                            "reason": {"type": "string", "minLength": 1}}}}}},
+                         "responses": {"201": {"description": "stored; the recalculation job"}, "400": _ERROR}}},
+            "/api/v1/meters/replacements/{id}/withdraw": {"post": {
+                "summary": "withdraw a replacement recorded in error (kept, marked withdrawn); recalculates",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "withdrawn; the recalculation job"}, "400": _ERROR,
+                              "404": _ERROR}}},
+            "/api/v1/quarantine": _get("intervals whose consumption exceeds the meter's capacity, and their "
+                                       "decisions", [_ENTITY, _q("status", "open, confirmed, corrected or cleared",
+                                                                 enum=["open", "confirmed", "corrected", "cleared"])]),
+            "/api/v1/quarantine/{id}/{action}": {"post": {
+                "summary": "confirm (the measured value counts) or correct (quantity counts instead) a quarantined "
+                           "interval; recalculates its hours, days, months and years",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                               {"name": "action", "in": "path", "required": True,
+                                "schema": {"enum": ["confirm", "correct"]}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["reason"], "properties": {
+                        "reason": {"type": "string"},
+                        "quantity": {"type": "number", "minimum": 0,
+                                     "description": "correct only: the interval's consumption [canonical unit]"}}}}}},
+                "responses": {"200": {"description": "decided; the recalculation job"}, "400": _ERROR,
+                              "404": _ERROR}}},
             "/api/v1/production/import": {"post": {
                 "summary": "import production data from a CSV or XLSX file (all rows or none); "
                            "/api/v1/process/import and /api/v1/green/import take the same form",
@@ -140,7 +179,9 @@ def openapi_spec() -> dict[str, Any]:
                                                          "description": "GECs, 1 000 kWh each"}}},
             "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                 "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-                "field": {"type": "string"}}}}},
+                "field": {"type": "string"},
+                "id": {"type": "string", "description": "internal errors only: the id under which the "
+                                                        "service log holds the details"}}}}},
         }},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas

@@ -28,8 +28,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import sessionmaker
 
+from lingtan.calc.derived import quarantine_line
 from lingtan.calc.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan.calc.factors import FactorLibrary, load_factor_file
+from lingtan.calc.meter_events import QuarantineRow, decide, local, record_quarantines
+from lingtan.calc.meter_events import adjustments as meter_adjustments
 from lingtan.calc.store import (
     CalcRunRow,
     active_overrides,
@@ -39,6 +42,7 @@ from lingtan.calc.store import (
     production_frame,
 )
 from lingtan.influxdb import InfluxClient
+from lingtan.park.carriers import CARRIER_UNITS
 from lingtan.park.model import Park
 from lingtan.settings import Settings
 
@@ -111,12 +115,45 @@ class CalcService:
             return self.shipped.with_overrides(active_overrides(s))
 
     def refresh_inputs(self) -> None:
-        """Reload factor overrides and production data from SQL into the calculator."""
+        """Reload factor overrides, production data and meter events from SQL into the calculator."""
         with self.sessions() as s:
             self.calculator.lib = self.shipped.with_overrides(active_overrides(s))
             self.calculator.production = production_frame(s)
             self.calculator.process = process_frame(s)
             self.calculator.green = green_frame(s)
+            self.calculator.adjustments = meter_adjustments(s)
+
+    def record_quarantines(self, runs: list[RunLog]) -> None:
+        """Store the intervals the runs quarantined; open ones a full hourly run no longer finds are cleared."""
+        units = {pid: CARRIER_UNITS[r.carrier].counter for pid, r in self.calculator.by_id.items()}
+        with self.sessions() as s:
+            for r in runs:
+                if r.period != "hour":
+                    continue
+                covered = None if r.reason.endswith("(bulk)") else (r.start, r.end)
+                for row in record_quarantines(s, r.quarantined, units, covered):
+                    log.warning("quarantined: point %s %s..%s measured %.6g %s, capacity allows %.6g", row.point,
+                                local(row.start).isoformat(), local(row.end).isoformat(), row.measured, row.unit,
+                                row.limit)
+
+    # ------------------------------------------------------------------ meter events
+    def decide_quarantine(self, row_id: int, status: str, author: str, reason: str,
+                          quantity: float | None = None) -> tuple[dict, Job | None]:
+        """Confirm or correct a quarantined interval, show it in ``data_quality``, recalculate its hours."""
+        with self.sessions() as s:
+            row = s.get(QuarantineRow, row_id)
+            if row is None:
+                raise KeyError(row_id)
+            decide(s, row, status=status, author=author, reason=reason, quantity=quantity)
+            out = row.as_dict()
+        ref = self.calculator.by_id.get(out["point"])
+        if ref is not None:
+            self.client.write_lines([quarantine_line(ref, out, status)])
+        start, end = pd.Timestamp(out["start"]), pd.Timestamp(out["end"])
+        job = self.submit(period_start(start, "hour"), next_start(period_start(end - pd.Timedelta(1, "ns"), "hour"),
+                                                                   "hour"),
+                          f"quarantined interval {row_id} of {out['point']} {status}: {reason}", author)
+        return out, job
 
     # ------------------------------------------------------------------ jobs
     def submit(self, start: pd.Timestamp, end: pd.Timestamp, reason: str, author: str,
@@ -142,6 +179,7 @@ class CalcService:
             self.refresh_inputs()
             with self.lock:
                 job.runs = self.calculator.recalculate(job.start, job.end, job.reason, job.scope)
+            self.record_quarantines(job.runs)
             job.state = "done"
         except Exception as exc:  # a job failure is reported on the job, never kills the service
             log.exception("recalculation %s failed", job.id)
@@ -184,6 +222,7 @@ class CalcService:
                 runs.append(calc.rollup("month", m))
             for y in sorted({period_start(d, "year") for d in touched}):
                 runs.append(calc.rollup("year", y))
+        self.record_quarantines(runs)
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
         log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],

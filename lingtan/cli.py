@@ -66,8 +66,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     park = _load_park(settings)
     start = datetime.fromisoformat(args.start) if args.start else None
     protocols = set(args.protocols.split(",")) if args.protocols else {"opcua", "modbus", "mqtt"}
+    state = None if args.counter_state == "none" else \
+        Path(args.counter_state or settings.state_dir / "simulator" / "counters.json")
     run(park, settings, seed=args.seed, speed=args.speed, start=start, fault_rate=args.fault_rate,
-        protocols=protocols, emit_log=Path(args.emit_log) if args.emit_log else None)
+        protocols=protocols, emit_log=Path(args.emit_log) if args.emit_log else None, counter_state=state)
     return 0
 
 
@@ -235,7 +237,7 @@ def cmd_accounting_evaluate(args: argparse.Namespace) -> int:
         print(f"lingtan accounting evaluate: {exc}", file=sys.stderr)
         return 2
     if args.format == "table":
-        _emit(totals_table(acc) + "\n", args.output)
+        _emit(totals_table(acc, lib) + "\n", args.output)
     else:
         _emit(json.dumps(accounts_dict(acc, lib), ensure_ascii=False, indent=1) + "\n", args.output)
     return 0
@@ -349,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fault-rate", type=float, default=0.0002, help="misbehaviour probability per point per tick")
     sp.add_argument("--protocols", help="comma-separated subset of opcua,modbus,mqtt")
     sp.add_argument("--emit-log", help="write every emitted value as JSON lines to this file")
+    sp.add_argument("--counter-state", default="",
+                    help="file the counter readings are kept in across restarts "
+                         "(default <state dir>/simulator/counters.json; 'none': start from seeded readings)")
     sp = add("collect", cmd_collect, "collect one protocol into InfluxDB")
     sp.add_argument("--protocol", required=True, choices=["opcua", "modbus", "mqtt"])
     def nested(group, name: str, func, help_text: str) -> argparse.ArgumentParser:

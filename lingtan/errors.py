@@ -1,7 +1,13 @@
-"""The one JSON error format of every Lingtan HTTP API: ``{"error": {"status", "code", "message", "field"}}``."""
+"""The one JSON error format of every Lingtan HTTP API: ``{"error": {"status", "code", "message", "field"}}``.
+
+An unexpected error never shows its text to the client: the answer carries an error ``id``
+and the log holds the traceback under the same id (:func:`internal_error`).
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 
@@ -20,12 +26,19 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
     return {"error": err}
 
 
+def internal_error(log: logging.Logger, what: str = "") -> dict[str, Any]:
+    """Log the exception being handled with a new error id; the client's body names only the id."""
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("unhandled error %s%s", error_id, f" on {what}" if what else "")
+    body = error_body(500, "internal_error", f"internal error {error_id}: the service log has the details")
+    body["error"]["id"] = error_id
+    return body
+
+
 def register_json_errors(app) -> None:
     """Answer ApiError, HTTP errors and anything unexpected in the JSON error format (a service adds its own
     handlers for its own exceptions after this)."""
-    import logging
-
-    from flask import jsonify
+    from flask import jsonify, request
     from werkzeug.exceptions import HTTPException
 
     log = logging.getLogger(app.import_name)
@@ -41,5 +54,4 @@ def register_json_errors(app) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
-        log.exception("unhandled error")
-        return jsonify(error_body(500, "internal_error", f"{e.__class__.__name__}: {e}")), 500
+        return jsonify(internal_error(log, f"{request.method} {request.path}")), 500

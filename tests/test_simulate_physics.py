@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from lingtan.park import load_park
+from lingtan.park import counters, load_park
 from lingtan.park.index import iter_points
 from lingtan.settings import DEMO_PARK
 from lingtan.simulate import codec, physics
@@ -197,7 +197,7 @@ def test_wire_values_wrap_at_register_width(park):
     refs = {r.id: r for r in iter_points(park)}
     water = refs["m-e01-smt-water.total"]  # uint16, scale 1 m3
     assert codec.to_wire(water, 65536 + 42.7) == 42
-    assert codec.canonical_modulus(water) == 65536
+    assert counters.canonical_modulus(water) == 65536
     l1 = refs["m-e01-smt-l1.total"]  # uint32, scale 0.1 kWh
     assert codec.to_wire(l1, 1000.0) == 10000
     c = 429496730.0  # > 2**32 * 0.1
@@ -210,7 +210,7 @@ def test_wire_values_wrap_at_register_width(park):
     assert codec.to_wire(rate, 1e6) == 32767
     bakery = refs["m-e03-bakery-water.total"]  # MQTT, rollover 100000
     assert codec.to_wire(bakery, 100012.5) == pytest.approx(12.5)
-    assert codec.raw_modulus(refs["m-pv-01.total"]) is None
+    assert counters.raw_modulus(refs["m-pv-01.total"].point) is None
 
 
 # --------------------------------------------------------------------------- engine

@@ -8,8 +8,10 @@ problem. The reasons (docs/schema.md):
 ``bad_status``      the device flagged the value as bad (OPC UA Bad status code)
 ``stale``           no new value for longer than the device's ``stale_after_s``
 ``out_of_range``    outside the point's ``valid_min``/``valid_max``; not written as raw
-``counter_rollover`` a counter wrapped at its register width; written (it is a true reading)
-``counter_reset``   a counter went backwards for another reason; written, flagged
+``counter_rollover`` a counter wrapped at its modulus; written (it is a true reading)
+``counter_reset``   a counter restarted from zero (new value near zero); written, flagged
+``counter_backwards`` a counter went back by other than a reset (a replayed or re-synced value);
+                    written, flagged (the drop rules are :mod:`lingtan.park.counters`)
 ``parse_error``     a payload that cannot be parsed (MQTT)
 ``timeout`` / ``exception``  a device that did not answer / answered with an error (Modbus)
 
@@ -25,6 +27,7 @@ import sys
 import time
 from collections import Counter
 
+from lingtan.park import counters
 from lingtan.park.carriers import Kind, canonical_unit
 from lingtan.park.index import PointRef
 from lingtan.series import DATA_QUALITY, PointEncoder, line
@@ -32,28 +35,18 @@ from lingtan.series import DATA_QUALITY, PointEncoder, line
 log = logging.getLogger(__name__)
 
 REASONS = (
-    "bad_status", "stale", "out_of_range", "counter_rollover", "counter_reset",
+    "bad_status", "stale", "out_of_range", "counter_rollover", "counter_reset", "counter_backwards",
     "parse_error", "timeout", "exception", "rejected",
 )
-_MODBUS_MODULUS = {"uint16": 2**16, "int16": 2**16, "uint32": 2**32, "int32": 2**32}
-
-
-def counter_modulus(ref: PointRef) -> float | None:
-    """Raw modulus at which a counter wraps: its register width, or the point's ``rollover``."""
-    if ref.point.rollover is not None:
-        return ref.point.rollover
-    if ref.point.modbus is not None:
-        return _MODBUS_MODULUS.get(ref.point.modbus.type)
-    return None
 
 
 class _PointState:
     """Per-point constants (pre-computed once) and the last reading, for the hot path."""
 
-    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus",
+    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus", "floor",
                  "raw", "ts_ns", "seen", "stale_reported")
 
-    def __init__(self, ref: PointRef, prefix: str, modulus: float | None, now: float):
+    def __init__(self, ref: PointRef, prefix: str, now: float):
         p = ref.point
         self.prefix = prefix
         self.scale, self.offset, self.factor = p.scale, p.offset, ref.to_canonical
@@ -61,7 +54,8 @@ class _PointState:
         self.lo = -sys.float_info.max if p.valid_min is None else p.valid_min
         self.hi = sys.float_info.max if p.valid_max is None else p.valid_max
         self.counter = p.kind is Kind.counter
-        self.modulus = modulus
+        self.modulus = counters.raw_modulus(p)  # raw units, for the detail text
+        self.floor = counters.near_zero(ref) if self.counter else 0.0  # canonical
         self.raw: float | None = None
         self.ts_ns = 0
         self.seen = now
@@ -81,7 +75,7 @@ class PointProcessor:
         self.points_in = 0
         now = time.monotonic()
         self._state = {
-            r.id: _PointState(r, self.encoder.prefix(r.id), counter_modulus(r), now) for r in refs
+            r.id: _PointState(r, self.encoder.prefix(r.id), now) for r in refs
         }
         self._logged: dict[str, float] = {}
 
@@ -135,15 +129,21 @@ class PointProcessor:
         last = st.raw
         if ts_ns >= st.ts_ns:
             if last is not None and raw < last:
-                modulus = st.modulus
-                if modulus is not None and last - raw > modulus / 2:
-                    out.append(self.event("counter_rollover", point_id, ts_ns,
-                                          f"raw {last:.15g} -> {raw:.15g} (modulus {modulus:.15g})", value))
-                else:
-                    out.append(self.event("counter_reset", point_id, ts_ns, f"raw {last:.15g} -> {raw:.15g}", value))
+                out.append(self._drop(point_id, st, last, raw, ts_ns, value))
             st.raw, st.ts_ns = raw, ts_ns
         out.append(f"{st.prefix}{value!r} {ts_ns}")
         return out
+
+    def _drop(self, point_id: str, st: _PointState, last: float, raw: float, ts_ns: int, value: float) -> str:
+        """The data-quality line of a counter drop, classified by the one set of drop rules."""
+        modulus = st.modulus
+        previous = (last * st.scale + st.offset) * st.factor
+        canonical_mod = None if modulus is None else modulus * st.scale * st.factor
+        kind = counters.classify_step(previous, value, canonical_mod, st.floor)
+        detail = f"raw {last:.15g} -> {raw:.15g}"
+        if kind == counters.ROLLOVER:
+            detail += f" (modulus {modulus:.15g})"
+        return self.event(f"counter_{kind}", point_id, ts_ns, detail, value)
 
     def good_many(self, readings: list[tuple[str, float, int]]) -> list[str]:
         """:meth:`good` for many ``(point id, raw, ts_ns)`` readings; one list of lines.

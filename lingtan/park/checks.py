@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
+from lingtan.park.counters import REGISTER_BITS
 from lingtan.park.model import Park, Protocol
 
 Loc = tuple[Any, ...]
@@ -78,6 +79,10 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
                         ))
                     if point.rollover is not None and point.kind is not Kind.counter:
                         errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
+                    bits = REGISTER_BITS.get(point.modbus.type) if point.modbus is not None else None
+                    if point.rollover is not None and bits is not None and point.rollover > 2**bits:
+                        errors.append(((*ploc, "rollover"), f"rollover {point.rollover:g} exceeds what a "
+                                       f"{point.modbus.type} register holds (2^{bits})"))
                     if device is None:
                         continue
                     if point.protocol is not device.protocol:

@@ -194,6 +194,10 @@ class Meter(Strict):
     # False: measured for monitoring and balances only, never counted in energy or carbon totals
     # (e.g. the fuel of a biomass plant whose electricity is counted as renewable generation)
     counted: bool = True
+    # rated capacity in the canonical rate unit of the carrier (kW, m3/h, t/h, GJ/h, L/h): the most
+    # the metered connection can carry; the calc-service quarantines consumption above it
+    # (lingtan.park.counters.rated_capacity gives the default when it is not stated)
+    capacity: float | None = Field(None, gt=0)
     simulation: Simulation | None = None
     points: list[Point] = Field(min_length=1)
 

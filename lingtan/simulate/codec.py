@@ -4,9 +4,9 @@ A simulated meter holds its state in canonical units. What a device puts on the 
 
 * the raw value ``PointRef.raw_value(canonical)`` (the inverse of the collector's
   ``engineering_value``),
-* for counters, wrapped the way the device wraps it: a Modbus integer register wraps at
-  its width (uint16 at 65 536, uint32 at 2**32, an int32 goes negative past 2**31 - 1);
-  a non-Modbus counter with ``rollover`` set wraps at that modulus,
+* for counters, wrapped the way the device wraps it, at the modulus of
+  :func:`lingtan.park.counters.raw_modulus` (``rollover`` if set, else the register width:
+  uint16 at 65 536, uint32 at 2**32; an int32 goes negative past 2**31 - 1),
 * for Modbus, packed into 16-bit registers with the point's data type, word order and
   byte order (Telegraf's ABCD = big/big, CDAB = word little, BADC = byte little, DCBA = both).
 
@@ -20,11 +20,12 @@ import math
 import struct
 
 from lingtan.park.carriers import Kind
+from lingtan.park.counters import REGISTER_BITS, raw_modulus
 from lingtan.park.index import PointRef
 from lingtan.park.model import ModbusBinding
 
 STRUCT_FORMAT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}
-INTEGER_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32}
+INTEGER_BITS = REGISTER_BITS
 SIGNED = frozenset({"int16", "int32"})
 
 Wire = int | float
@@ -38,31 +39,12 @@ def integer_range(type_: str) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def raw_modulus(ref: PointRef) -> float | None:
-    """Raw roll-over modulus of a counter point (None for rates and counters that never wrap)."""
-    p = ref.point
-    if p.kind is not Kind.counter:
-        return None
-    if p.modbus is not None:
-        bits = INTEGER_BITS.get(p.modbus.type)
-        return float(1 << bits) if bits else None
-    return p.rollover
-
-
-def canonical_modulus(ref: PointRef) -> float | None:
-    """Roll-over modulus of a counter in its canonical unit (None if it never wraps)."""
-    mod = raw_modulus(ref)
-    if mod is None:
-        return None
-    return ref.engineering_value(mod) - ref.engineering_value(0.0)
-
-
 def to_wire(ref: PointRef, canonical: float) -> Wire:
     """What the device reports for a canonical value: raw, wrapped, quantised to its type.
 
-    Integer counters are floored (a register shows completed units) and wrap at the
-    register width; integer rates are rounded and saturate at the type's range; float32
-    values are rounded to single precision; other counters wrap at ``rollover``.
+    Integer counters are floored (a register shows completed units) and wrap at their
+    modulus; integer rates are rounded and saturate at the type's range; float32 values are
+    rounded to single precision; other counters wrap at ``rollover``.
     """
     raw = ref.raw_value(canonical)
     p = ref.point
@@ -71,7 +53,7 @@ def to_wire(ref: PointRef, canonical: float) -> Wire:
         if type_ in INTEGER_BITS:
             if p.kind is Kind.counter:
                 bits = INTEGER_BITS[type_]
-                n = math.floor(raw) % (1 << bits)
+                n = math.floor(raw) % int(raw_modulus(p) or 1 << bits)
                 if type_ in SIGNED and n >= 1 << (bits - 1):
                     n -= 1 << bits
                 return n

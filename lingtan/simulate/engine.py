@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from lingtan.park import counters
 from lingtan.park.carriers import Kind
 from lingtan.park.index import PointRef, iter_points
 from lingtan.park.model import Park
@@ -48,9 +49,13 @@ class Engine:
         Simulated time of tick 0 (naive = park local time).
     step_s : float
         Simulated seconds between ticks (``tick_s x speed``).
+    counters : mapping of point id to float, optional
+        Counter readings to resume from [canonical unit, unwrapped], as a real meter keeps its
+        register across a restart (:meth:`counter_state`); other counters start seeded.
     """
 
-    def __init__(self, park: Park, *, seed: int = 1, start: dt.datetime, step_s: float = 1.0) -> None:
+    def __init__(self, park: Park, *, seed: int = 1, start: dt.datetime, step_s: float = 1.0,
+                 counters: dict[str, float] | None = None) -> None:
         self.park = park
         self.seed = seed
         self.tz = park.park.timezone
@@ -67,7 +72,9 @@ class Engine:
         chan_index = {key: i for i, key in enumerate(self.rates.channels)}
         self._channel = np.array([chan_index[(r.meter.id, channel_of(r.meter, r.point.role))] for r in self.refs], dtype=int)
         self.is_counter = np.array([r.point.kind is Kind.counter for r in self.refs], dtype=bool)
-        self.totals = np.array([self._initial_reading(r) for r in self.refs])
+        saved = counters or {}
+        self.totals = np.array([float(saved[r.id]) if r.id in saved and self.is_counter[i] else self._initial_reading(r)
+                                for i, r in enumerate(self.refs)])
         self.values = np.zeros(len(self.refs))
         self.tick = -1
         self._chunk: np.ndarray | None = None
@@ -96,7 +103,7 @@ class Engine:
             return 0.0
         rng = np.random.default_rng(stable_seed(self.seed, ref.id + "#initial"))
         cap = ref.meter.simulation.capacity if ref.meter.simulation is not None else 1.0
-        modulus = codec.canonical_modulus(ref)
+        modulus = counters.canonical_modulus(ref)
         near_wrap = ref.point.rollover is not None or (
             ref.point.modbus is not None and codec.INTEGER_BITS.get(ref.point.modbus.type) == 16
         )
@@ -132,6 +139,10 @@ class Engine:
         """Step until tick ``k`` (no-op if already there)."""
         while self.tick < k:
             self.step()
+
+    def counter_state(self) -> dict[str, float]:
+        """Every counter's reading now [canonical unit, unwrapped], to resume from after a restart."""
+        return {r.id: float(self.totals[i]) for i, r in enumerate(self.refs) if self.is_counter[i]}
 
     def reset_counters(self, point_ids: list[str] | tuple[str, ...]) -> None:
         """Counter points among ``point_ids`` read 0 from now on and count up again."""

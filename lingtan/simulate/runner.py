@@ -12,8 +12,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import json
 import logging
 import math
+import os
 import signal
 import threading
 from collections import defaultdict
@@ -34,6 +36,9 @@ from lingtan.simulate.opcua_server import OpcUaSimServer
 log = logging.getLogger(__name__)
 
 ALL_PROTOCOLS: frozenset[str] = frozenset({"opcua", "modbus", "mqtt"})
+#: how often a running simulator writes its counter state [wall s]; a hard kill loses at most this
+#: much counting, which the calc-service sees as a small backward step (docs/simulator.md)
+SAVE_EVERY_S = 5.0
 T = TypeVar("T")
 
 
@@ -65,6 +70,10 @@ class Simulator:
         Values kept per OPC UA variable for HistoryRead.
     mqtt_connect_timeout_s : float
         How long :meth:`start` waits for the MQTT broker before going on without it.
+    counter_state : Path, optional
+        JSON file the counter readings are kept in across restarts, like a real meter's
+        register: read at start (when it exists), written every :data:`SAVE_EVERY_S` seconds
+        and at stop. Without it every start begins from the seeded readings.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class Simulator:
         emit_log: Path | None = None,
         history_count: int = 3600,
         mqtt_connect_timeout_s: float = 3.0,
+        counter_state: Path | None = None,
     ) -> None:
         unknown = set(protocols) - ALL_PROTOCOLS
         if unknown:
@@ -94,7 +104,9 @@ class Simulator:
         self.mqtt_connect_timeout_s = mqtt_connect_timeout_s
         if start is None:
             start = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        self.engine = Engine(park, seed=seed, start=start, step_s=tick_s * speed)
+        self.counter_state = counter_state
+        self.engine = Engine(park, seed=seed, start=start, step_s=tick_s * speed,
+                             counters=load_counter_state(counter_state, park) if counter_state else None)
         self.faults = FaultBook(self.engine.refs, seed=seed, rate=fault_rate, tick_s=tick_s)
         self.faults.listeners.append(self._on_fault)
         self.emit = EmissionLog(emit_log)
@@ -172,12 +184,13 @@ class Simulator:
         return ", ".join(parts) or "no servers"
 
     async def stop(self) -> None:
-        """Stop ticking and close every server (idempotent)."""
+        """Stop ticking and close every server (idempotent); the counters are saved."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.save_counters()
         for p in self.mqtt:
             await asyncio.to_thread(p.stop)
         for m in self.modbus:
@@ -186,10 +199,23 @@ class Simulator:
             await s.stop()
         self.emit.close()
 
+    def save_counters(self) -> None:
+        """Write the counter readings to ``counter_state`` (atomically; no-op without it)."""
+        if self.counter_state is not None:
+            save_counter_state(self.counter_state, self.park, self.engine.counter_state(),
+                               self.engine.time_at(max(self.engine.tick, 0)))
+
     async def _run(self) -> None:
         assert self._loop is not None
         k = 1
+        saved_at = self._loop.time()
         while True:
+            if self._loop.time() - saved_at >= SAVE_EVERY_S:
+                saved_at = self._loop.time()
+                try:
+                    self.save_counters()
+                except OSError:
+                    log.exception("saving the counter state to %s failed", self.counter_state)
             delay = self._wall0 + k * self.tick_s - self._loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -251,6 +277,31 @@ class Simulator:
         log.debug("fault %s on %s %s until tick %d", fault.kind.value, fault.target_type, fault.target, fault.until_tick)
 
 
+# --------------------------------------------------------------------------- counter state
+
+
+def load_counter_state(path: Path, park: Park) -> dict[str, float]:
+    """Saved counter readings of ``park`` (empty when the file is missing, unreadable or of another park)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("park") != park.park.id or not isinstance(doc.get("counters"), dict):
+        log.warning("counter state %s is not of park %s; counters start from their seeded readings", path,
+                    park.park.id)
+        return {}
+    return {k: float(v) for k, v in doc["counters"].items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def save_counter_state(path: Path, park: Park, counters: dict[str, float], sim_time: dt.datetime) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    doc = {"park": park.park.id, "sim_time": sim_time.isoformat(), "counters": counters}
+    tmp.write_text(json.dumps(doc, indent=0, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 # --------------------------------------------------------------------------- blocking entry point
 
 
@@ -265,6 +316,7 @@ def run(
     protocols: Set[str] = ALL_PROTOCOLS,
     tick_s: float = 1.0,
     emit_log: Path | None = None,
+    counter_state: Path | None = None,
 ) -> None:
     """Run the simulators until SIGINT or SIGTERM (blocking); see :class:`Simulator`."""
 
@@ -274,7 +326,7 @@ def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         sim = Simulator(park, settings, seed=seed, speed=speed, start=start, fault_rate=fault_rate,
-                        protocols=protocols, tick_s=tick_s, emit_log=emit_log)
+                        protocols=protocols, tick_s=tick_s, emit_log=emit_log, counter_state=counter_state)
         async with sim:
             await stop.wait()
             log.info("stopping simulators at tick %d", sim.tick)

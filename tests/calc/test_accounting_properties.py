@@ -99,8 +99,9 @@ def test_hours_add_up_to_the_day(a_kwh, b_m3):
 def test_missing_density_names_the_factor_and_date():
     inv = _inventory([[(4, 100.0, "input", "production")]], other_units=False)
     inv["factor_overrides"] = []
+    without_density = FactorLibrary([f for f in LIB if f.kind.value != "density"])
     with pytest.raises(LookupError, match=r"density for 'diesel'.*2026-01-01.*park override"):
-        evaluate(parse_inventory(inv), LIB)
+        evaluate(parse_inventory(inv), without_density)
 
 
 def test_bad_unit_is_refused_with_field_and_value():

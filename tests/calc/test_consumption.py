@@ -24,12 +24,13 @@ def utc(*stamps: str) -> pd.DatetimeIndex:
 
 def test_counter_rollover_reset_duplicates_and_late_points():
     # uint16 counter with scale 0.1 kWh: modulus 6553.6 kWh
-    s = pd.Series([6500.0, 6550.0, 20.0, 30.0, 5.0, 25.0, 25.0],
+    s = pd.Series([6500.0, 6550.0, 20.0, 30.0, 2.0, 25.0, 25.0],
                   index=utc("2026-03-01T00:00", "2026-03-01T00:15", "2026-03-01T00:30", "2026-03-01T00:45",
                             "2026-03-01T01:00", "2026-03-01T01:15", "2026-03-01T01:15"))
     late = s.sample(frac=1.0, random_state=3)  # same points, any order
     d = counter_deltas(late, modulus=6553.6)
-    assert d["delta"].round(6).tolist() == [50.0, 23.6, 10.0, 5.0, 20.0]
+    # 30 -> 2 is near zero (at most 10 % of the previous reading): a reset, counting 2
+    assert d["delta"].round(6).tolist() == [50.0, 23.6, 10.0, 2.0, 23.0]
     assert d["event"].tolist() == ["", "rollover", "", "reset", ""]
     assert (d["delta"] >= 0).all()
 
@@ -99,11 +100,12 @@ def test_counter_never_negative_and_spread_preserves_the_total(values, seed):
 
 def test_wide_deltas_match_the_long_form():
     idx = pd.date_range("2026-03-01", periods=6, freq="h", tz="Asia/Shanghai")
-    wide = pd.DataFrame({"a": [0.0, 10.0, np.nan, 30.0, 5.0, 15.0],  # a gap, then a reset
+    wide = pd.DataFrame({"a": [0.0, 10.0, np.nan, 30.0, 2.0, 15.0],  # a gap, then a reset
                          "b": [65000.0, 65500.0, 100.0, 600.0, 700.0, 800.0]},  # a uint16 rollover
                         index=idx)
-    d = counter_deltas_wide(wide, np.array([np.nan, 65536.0]))
-    assert d["a"].tolist() == [10.0, 10.0, 10.0, 5.0, 10.0]
+    d, events = counter_deltas_wide(wide, np.array([np.nan, 65536.0]))
+    assert d["a"].tolist() == [10.0, 10.0, 10.0, 2.0, 13.0]
+    assert events["a"].tolist() == ["", "", "", "reset", ""] and events["b"].tolist()[1] == "rollover"
     assert d["b"].tolist() == [500.0, 136.0, 500.0, 100.0, 100.0]
     long_b = counter_deltas(wide["b"], modulus=65536.0)["delta"].tolist()
     assert d["b"].tolist() == long_b
