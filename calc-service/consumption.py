@@ -59,8 +59,8 @@ class Replacement:
     new_initial: float
 
 
-def counter_deltas(readings: pd.Series, modulus: float | None = None, *, floor: float = 0.0,
-                   replacements: tuple[Replacement, ...] | list[Replacement] = ()) -> pd.DataFrame:
+def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacity: float | None = None,
+                   step: float = 0.0, replacements: tuple[Replacement, ...] | list[Replacement] = ()) -> pd.DataFrame:
     """Consumption between consecutive readings of a cumulative counter.
 
     Parameters
@@ -72,9 +72,12 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, floor: 
     modulus : float, optional
         Value at which the counter wraps [same unit], e.g. 2**32 × scale for a uint32
         register (:func:`lingtan.park.counters.canonical_modulus`).
-    floor : float
-        The largest reading that is "near zero" after a drop [same unit]
-        (:func:`lingtan.park.counters.near_zero`).
+    capacity : float, optional
+        The meter's rated capacity [unit/h] (:func:`lingtan.park.counters.rated_capacity`): after a
+        drop, a reading no larger than what it could have delivered since the previous reading is
+        "near zero" (a reset). Without it only the fraction of the previous reading decides.
+    step : float
+        One count of the register [unit] (:func:`lingtan.park.counters.register_step`).
     replacements : sequence of Replacement
         Meter replacements: the interval across one counts ``old_final − previous`` of the old
         register plus ``value − new_initial`` of the new one.
@@ -92,14 +95,17 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, floor: 
     values = s.to_numpy()
     if len(values) < 2:
         return _empty_deltas(s.index)
+    floor = 0.0
+    if capacity is not None:
+        floor = counters.consumption_limit(capacity, np.diff(s.index.asi8) / 3.6e12, step)
     delta, event = counters.step_consumption(values[:-1], values[1:], modulus, floor)
     out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": event}, index=s.index[1:])
     if len(replacements):
-        _replace(out, values, replacements)
+        _replace(out, values, replacements, modulus)
     return out
 
 
-def _replace(deltas: pd.DataFrame, values: np.ndarray, replacements) -> None:
+def _replace(deltas: pd.DataFrame, values: np.ndarray, replacements, modulus: float | None) -> None:
     """Recount, in place, each interval that a meter replacement falls in (start < time <= end)."""
     ends = pd.DatetimeIndex(deltas.index)
     crossing: dict[int, list[Replacement]] = {}
@@ -109,11 +115,10 @@ def _replace(deltas: pd.DataFrame, values: np.ndarray, replacements) -> None:
             crossing.setdefault(i, []).append(r)
     col_delta, col_event = deltas.columns.get_loc("delta"), deltas.columns.get_loc("event")
     for i, group in crossing.items():
-        total, previous = 0.0, values[i]
-        for r in group:  # old register up to its final reading, then the new one from its first
-            total += max(r.old_final - previous, 0.0)
-            previous = r.new_initial
-        total += max(values[i + 1] - previous, 0.0)
+        # old register up to its final reading, then the new one from its first (each may wrap)
+        starts = [values[i], *(r.new_initial for r in group)]
+        ends = [*(r.old_final for r in group), values[i + 1]]
+        total = float(counters.step_consumption(np.array(starts), np.array(ends), modulus)[0].sum())
         deltas.iat[i, col_delta] = total
         deltas.iat[i, col_event] = "replacement"
 
@@ -231,7 +236,8 @@ def calendar_sum(amounts: pd.Series, period: str) -> pd.Series:
 
 
 def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None,
-                        floors: np.ndarray | float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        capacities: np.ndarray | None = None,
+                        steps: np.ndarray | float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`counter_deltas` for many counters read at the same instants (bulk recalculation).
 
     Parameters
@@ -241,8 +247,8 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
         NaN where a point has no reading at that instant.
     moduli : numpy.ndarray, optional
         Rollover modulus per column [same unit]; NaN or absent for counters that do not wrap.
-    floors : numpy.ndarray or float
-        Near-zero reading per column [same unit] (see :func:`counter_deltas`).
+    capacities, steps : numpy.ndarray, optional
+        Rated capacity [unit/h] and register step [unit] per column (see :func:`counter_deltas`).
 
     Returns
     -------
@@ -255,6 +261,11 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
     """
     values = readings.interpolate(method="time", limit_area="inside").to_numpy(dtype=float)
     mod = np.full(values.shape[1], np.nan) if moduli is None else np.asarray(moduli, dtype=float)
+    floors: np.ndarray | float = 0.0
+    if capacities is not None:
+        hours = np.diff(readings.index.asi8)[:, None] / 3.6e12
+        floors = counters.consumption_limit(np.asarray(capacities, dtype=float)[None, :], hours,
+                                            np.asarray(steps, dtype=float))
     with np.errstate(invalid="ignore"):
         delta, event = counters.step_consumption(values[:-1], values[1:], mod, floors)
     delta = np.where(np.isnan(values[:-1]) | np.isnan(values[1:]), np.nan, delta)

@@ -22,7 +22,6 @@ from lingtan.park.carriers import Kind
 from lingtan.park.counters import (
     canonical_modulus,
     consumption_limit,
-    near_zero,
     rated_capacity,
     register_step,
 )
@@ -160,8 +159,8 @@ def point_deltas(series: pd.Series, ref: PointRef, adjustments: PointAdjustments
     rate), screened for plausibility, with the people's replacements, confirmations and
     corrections applied (:mod:`lingtan.calc.plausibility`)."""
     if ref.point.kind is Kind.counter:
-        deltas = counter_deltas(series, canonical_modulus(ref), floor=near_zero(ref),
-                                replacements=adjustments.replacements)
+        deltas = counter_deltas(series, canonical_modulus(ref), capacity=rated_capacity(ref.meter),
+                                step=register_step(ref), replacements=adjustments.replacements)
     else:  # a meter without a counter: integrate its rate; gaps longer than max_gap stay unknown
         deltas = rate_deltas(series, max_gap)
     accepted = list(adjustments.confirmed) + [(c.start, c.end) for c in adjustments.corrections]
@@ -328,12 +327,11 @@ def _hourly_counters(counters: pd.DataFrame, by_id: dict[str, PointRef], start: 
     last, low, high = (wide(c).reindex(index=first.index, columns=first.columns) for c in ("last", "min", "max"))
     refs = [by_id[p] for p in first.columns]
     moduli = np.array([canonical_modulus(r) or np.nan for r in refs], dtype=float)
-    floors = np.array([near_zero(r) for r in refs], dtype=float)
-    hourly, events = counter_deltas_wide(first, moduli, floors)
+    capacity = np.array([rated_capacity(r.meter) for r in refs])
+    steps = np.array([register_step(r) for r in refs])
+    hourly, events = counter_deltas_wide(first, moduli, capacity, steps)
     hours = np.diff(first.index.asi8)[:, None] / 3.6e12  # a bridged gap may deliver in proportion
-    capacity = np.array([rated_capacity(r.meter) for r in refs])[None, :]
-    steps = np.array([register_step(r) for r in refs])[None, :]
-    limits = consumption_limit(capacity, hours, steps)
+    limits = consumption_limit(capacity[None, :], hours, steps[None, :])
     with np.errstate(invalid="ignore"):
         bad = (events.to_numpy() != "") | (hourly.to_numpy() > limits)
         within = ((low < first) | (high > last)).to_numpy()[:-1]  # a drop inside the hour

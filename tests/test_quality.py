@@ -105,6 +105,15 @@ def test_reset_when_backwards_without_wrap(modbus_proc):
     assert len(modbus_proc.good("el.f", 1.0, TS - 10)) == 1
 
 
+def test_a_replayed_older_value_is_backwards_not_a_reset(modbus_proc):
+    # a gateway restart replays a value a few kWh below the last: the same drop rules as the accounting
+    modbus_proc.good("el.f", 3_400_000.0, TS)
+    dq, raw = modbus_proc.good("el.f", 3_399_995.0, TS + 1)
+    assert "reason=counter_backwards" in dq and "raw 3400000 -> 3399995" in dq
+    assert math.isclose(_value(raw), 3_399_995.0)  # written as read: nothing accepted is dropped
+    assert modbus_proc.counts["counter_backwards"] == 1 and modbus_proc.counts["counter_reset"] == 0
+
+
 def test_unparseable_and_non_finite_values(mqtt_proc):
     assert "reason=parse_error" in mqtt_proc.good("gas.rate", "abc", TS)[0]
     assert "reason=parse_error" in mqtt_proc.good("gas.rate", float("nan"), TS)[0]

@@ -43,7 +43,7 @@ REASONS = (
 class _PointState:
     """Per-point constants (pre-computed once) and the last reading, for the hot path."""
 
-    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus", "floor",
+    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus", "capacity", "step",
                  "raw", "ts_ns", "seen", "stale_reported")
 
     def __init__(self, ref: PointRef, prefix: str, now: float):
@@ -55,7 +55,8 @@ class _PointState:
         self.hi = sys.float_info.max if p.valid_max is None else p.valid_max
         self.counter = p.kind is Kind.counter
         self.modulus = counters.raw_modulus(p)  # raw units, for the detail text
-        self.floor = counters.near_zero(ref) if self.counter else 0.0  # canonical
+        self.capacity = counters.rated_capacity(ref.meter)  # canonical rate unit
+        self.step = counters.register_step(ref)
         self.raw: float | None = None
         self.ts_ns = 0
         self.seen = now
@@ -139,7 +140,8 @@ class PointProcessor:
         modulus = st.modulus
         previous = (last * st.scale + st.offset) * st.factor
         canonical_mod = None if modulus is None else modulus * st.scale * st.factor
-        kind = counters.classify_step(previous, value, canonical_mod, st.floor)
+        floor = float(counters.consumption_limit(st.capacity, (ts_ns - st.ts_ns) / 3.6e12, st.step))
+        kind = counters.classify_step(previous, value, canonical_mod, floor)
         detail = f"raw {last:.15g} -> {raw:.15g}"
         if kind == counters.ROLLOVER:
             detail += f" (modulus {modulus:.15g})"

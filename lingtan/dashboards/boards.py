@@ -31,11 +31,13 @@ def park_overview():
     power_now = q(f'SELECT sum("kw") FROM (SELECT last("rate") AS "kw" FROM "electricity" WHERE {PARK} '
                   f'AND "role" =~ /^({SOURCES})$/ AND $timeFilter GROUP BY "meter", "role") GROUP BY "role"',
                   alias="$tag_role", table_format=False)
-    share = [q(f'SELECT sum("kwh") FROM (SELECT spread("total") AS "kwh" FROM "electricity" WHERE {PARK} '
-               f'AND "role" =~ /^({RENEWABLES})$/ AND $timeFilter GROUP BY "meter")', "A", "renewable"),
-             q(f'SELECT sum("kwh") FROM (SELECT spread("total") AS "kwh" FROM "electricity" WHERE {PARK} '
-               f'AND "role" =~ /^(grid_import|{"|".join(r for r in SOURCE_ROLES if r != "grid_import")})$/ '
-               'AND $timeFilter GROUP BY "meter")', "B", "supplied")]
+    # per-meter energy as the calc-service accounted it (counter rules, quarantines, corrections):
+    # the same figure as the portal and the reports, never a second reading of the raw counters
+    today = f'{derived("acc_point")} WHERE {PARK} AND "period" = \'day\' AND $timeFilter'
+    share = [q(f'SELECT sum("quantity") FROM {today} AND "carrier" = \'electricity\' '
+               f'AND "role" =~ /^({RENEWABLES})$/', "A", "renewable"),
+             q(f'SELECT sum("quantity") FROM {today} AND "carrier" = \'electricity\' '
+               f'AND "role" =~ /^({SOURCES})$/', "B", "supplied")]
     share_panel = (big_stat("今日可再生能源占比 Renewables share today", "percentunit", *share, w=4, decimals=1,
                             description="Renewable generation (PV, wind, biomass) over all electricity supplied "
                                         "to the park today (grid import and on-site generation).")
@@ -224,6 +226,14 @@ def data_quality():
                               'GROUP BY "meter", "reason", "protocol"', table_format=True), w=12, h=8,
                             transformations=[transformation("sortBy", {"sort": [{"field": "events",
                                                                                  "desc": True}]})]))
+            .with_panel(tbl("隔离的计量区间 Quarantined intervals",
+                            q('SELECT "value" AS "measured", "limit", "status", "detail", "meter", "point" '
+                              f'FROM "data_quality" WHERE {PARK} AND "reason" = \'implausible_consumption\' '
+                              'AND $timeFilter', table_format=True), w=24, h=8,
+                            description="Intervals whose consumption exceeds what the meter's capacity allows: "
+                                        "excluded from every total until confirmed or corrected "
+                                        "(calc API /api/v1/quarantine; docs/accounting.md).",
+                            transformations=[transformation("sortBy", {"sort": [{"field": "Time", "desc": True}]})]))
             .with_panel(ts("接收读数/秒 Readings received per second", "short",
                            q(f'SELECT non_negative_derivative(max("points_in"), 1s) FROM {stats} '
                              'GROUP BY time($__interval), "protocol" fill(null)', alias="$tag_protocol"), w=12, h=8)))

@@ -13,8 +13,9 @@ A drop (a reading below the previous one) is exactly one of
     ``rollover``   it fell by more than half the modulus: the register wrapped;
                    consumption = value − previous + modulus;
     ``reset``      the new value is near zero: at most :data:`RESET_FRACTION` of the previous
-                   reading, or at most :data:`NEAR_ZERO_HOURS` of rated flow; the register
-                   restarted from zero and the consumption is the new value;
+                   reading, or at most what the meter could have delivered since the previous
+                   reading (:func:`consumption_limit`); the register restarted from zero and the
+                   consumption is the new value;
     ``backwards``  any other drop (a gateway replaying an older value, a re-synced register):
                    it counts zero, and the next increase is measured from the new value.
 
@@ -38,8 +39,6 @@ REGISTER_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32}
 #: from zero has counted up only briefly, whereas a replayed or re-synced value lies close to the
 #: old one (the demo park's restart replayed values 99.9 % of the previous reading)
 RESET_FRACTION = 0.1
-#: ... or a drop to at most this many hours of rated flow (a new meter's first reading)
-NEAR_ZERO_HOURS = 1.0
 #: meters may carry more than their rating for a while: 1.5 p.u. is the current limit for normal
 #: cyclic loading of distribution and medium power transformers (IEC 60076-7, loading guide for
 #: oil-immersed power transformers, Table 4), and flow meters are sized with a margin over the
@@ -112,11 +111,6 @@ def register_step(ref: PointRef) -> float:
     return 0.0
 
 
-def near_zero(ref: PointRef) -> float:
-    """Largest reading that still counts as "near zero" after a drop [canonical unit]."""
-    return rated_capacity(ref.meter) * NEAR_ZERO_HOURS
-
-
 def consumption_limit(capacity: float, hours: np.ndarray | float, step: float = 0.0) -> np.ndarray | float:
     """Most a meter of ``capacity`` [unit/h] can deliver in ``hours`` [h]: capacity × max(hours,
     :data:`MIN_WINDOW_H`) × :data:`OVERLOAD`, plus one register ``step`` (an integer register
@@ -128,7 +122,8 @@ def classify_drops(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray 
                    floor: np.ndarray | float = 0.0) -> np.ndarray:
     """Event of each step ``previous → value`` (vectorised): "", rollover, reset or backwards.
 
-    ``modulus`` and ``floor`` (the near-zero reading, :func:`near_zero`) broadcast against the
+    ``modulus`` and ``floor`` (the largest reading that is still "near zero": what the meter could
+    have delivered since the previous reading, :func:`consumption_limit`) broadcast against the
     values; a NaN or None modulus means the counter never wraps.
     """
     previous = np.asarray(previous, dtype=float)

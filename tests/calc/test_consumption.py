@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lingtan.calc.consumption import (
+    Replacement,
     calendar_sum,
     counter_deltas,
     counter_deltas_wide,
@@ -109,3 +110,51 @@ def test_wide_deltas_match_the_long_form():
     assert d["b"].tolist() == [500.0, 136.0, 500.0, 100.0, 100.0]
     long_b = counter_deltas(wide["b"], modulus=65536.0)["delta"].tolist()
     assert d["b"].tolist() == long_b
+
+
+def test_a_backward_step_counts_zero_and_the_next_increase_from_the_new_value():
+    # the demo park's restart: every counter came back a few kWh lower and counted on from there
+    s = pd.Series([3_400_000.0, 3_400_010.0, 3_399_996.0, 3_400_020.0],
+                  index=utc("2026-03-01T00:00", "2026-03-01T00:01", "2026-03-01T00:02", "2026-03-01T00:03"))
+    d = counter_deltas(s, modulus=2.0 ** 32, capacity=400.0)
+    assert d["delta"].tolist() == [10.0, 0.0, 24.0]
+    assert d["event"].tolist() == ["", "backwards", ""]
+
+
+def test_a_meter_replacement_counts_the_old_remainder_and_the_new_start():
+    # old register read 995 at 00:10, its final reading was 997 when it came out at 00:12; the new one went in
+    # at 1 and read 3 at 00:15: the interval counts (997 - 995) + (3 - 1) = 4
+    s = pd.Series([990.0, 995.0, 3.0, 8.0],
+                  index=utc("2026-03-01T00:05", "2026-03-01T00:10", "2026-03-01T00:15", "2026-03-01T00:20"))
+    swap = Replacement(pd.Timestamp("2026-03-01T00:12Z"), old_final=997.0, new_initial=1.0)
+    d = counter_deltas(s, replacements=[swap])
+    assert d["delta"].tolist() == [5.0, 4.0, 5.0]
+    assert d["event"].tolist() == ["", "replacement", ""]
+    # without the record the drop to 3 is a reset: the old meter's last 2 and the new meter's first 1 are lost
+    assert counter_deltas(s)["delta"].tolist() == [5.0, 3.0, 5.0]
+
+
+def test_screen_quarantines_what_no_meter_of_that_capacity_could_deliver():
+    from lingtan.calc.plausibility import screen
+
+    s = pd.Series([0.0, 2.0, 7.0, 9.0, 9.5],
+                  index=utc("2026-03-01T00:00", "2026-03-01T00:01", "2026-03-01T00:02", "2026-03-01T00:03",
+                            "2026-03-01T00:03:01"))
+    d = screen(counter_deltas(s), capacity=100.0)  # 100 kW × 1 min × 1.5 = 2.5 kWh
+    assert d["quarantined"].tolist() == [False, True, False, False]
+    assert d["delta"].tolist() == [2.0, 0.0, 2.0, 0.5]  # a 1-s interval is judged as one minute
+    assert d["measured"].tolist()[1] == 5.0 and d["limit"].tolist()[1] == pytest.approx(2.5)
+    # a person confirmed it: the measured value counts
+    ok = screen(counter_deltas(s), capacity=100.0, accepted=[(s.index[1], s.index[2])])
+    assert ok["delta"].tolist() == [2.0, 5.0, 2.0, 0.5]
+
+
+def test_a_correction_replaces_the_metered_share_of_its_range():
+    from lingtan.calc.plausibility import Correction, substitute
+
+    s = pd.Series([0.0, 2.0, 7.0, 9.0], index=utc("2026-03-01T00:00", "2026-03-01T00:01", "2026-03-01T00:02",
+                                                 "2026-03-01T00:03"))
+    fixed = substitute(counter_deltas(s), [Correction(s.index[1], s.index[2], 1.5)])
+    assert fixed["delta"].tolist() == [2.0, 0.0, 1.5, 2.0]
+    assert fixed["event"].tolist() == ["", "", "corrected", ""]
+    assert spread(fixed, "hour").tolist() == [5.5]
