@@ -109,15 +109,20 @@ def point_lines(points: pd.DataFrame, park_id: str, period: str) -> list[str]:
         out.append(line("acc_point", _tags(park=park_id, enterprise=r["enterprise"], unit_id=r["unit"],
                                            meter=r["meter"], point=r["point"], carrier=r["carrier"],
                                            role=r.get("role") or None, period=period),
-                        {"quantity": float(r["quantity"]), "events": int(r.get("events") or 0)}, _ns(r["period"])))
+                        {"quantity": float(r["quantity"]), "events": _count(r.get("events"))}, _ns(r["period"])))
     return out
+
+
+def _count(v) -> int:
+    """An event count; the bulk path has none (0), and NaN is none."""
+    return 0 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
 
 def quarantine_line(ref: PointRef, q: dict, status: str = "quarantined") -> str:
     """The ``data_quality`` line of a quarantined interval, stamped at its end (one per interval)."""
     unit = canonical_unit(ref.carrier, Kind.counter)
     seconds = (pd.Timestamp(q["end"]) - pd.Timestamp(q["start"])).total_seconds()
-    detail = (f"{q['measured']:.6g} {unit} in {seconds:.0f} s from {pd.Timestamp(q['start']).isoformat()} exceeds "
+    detail = (f"{q['measured']:.6g} {unit} in {seconds:.0f} s from {pd.Timestamp(q['start']).tz_convert('Asia/Shanghai').isoformat()} exceeds "
               f"the {q['limit']:.6g} {unit} the meter's capacity allows; excluded until confirmed or corrected")
     tags = {"park": ref.park_id, "enterprise": ref.enterprise.id, "meter": ref.meter.id, "point": ref.id,
             "protocol": ref.protocol.value, "device": ref.device_id, "reason": IMPLAUSIBLE}

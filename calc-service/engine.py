@@ -92,6 +92,7 @@ class ParkCalculator:
         self.by_id = {r.id: r for r in self.refs + self.rate_refs}
         #: replacements, confirmations, corrections and open quarantines (set by the service from SQL)
         self.adjustments = Adjustments()
+        self._warned: set[str] = set()
         #: production, process and green-power data per period (set by the service from SQL)
         self.production: pd.DataFrame | None = None
         self.process: pd.DataFrame | None = None
@@ -173,6 +174,9 @@ class ParkCalculator:
         run = RunLog("hour", start, end, reason)
         before = self._totals("hour", start, end)
         acc = _scoped(account(ledger(self.rules, q), self.lib, self.options), scope)
+        for w in set(acc.warnings) - self._warned:  # a factor choice to tell the park about, once
+            log.warning("accounting: %s", w)
+            self._warned.add(w)
         lines = accounts_lines(acc, self.park.park.id, "hour", self.options.electricity_basis)
         if scope in (None, PARK_ENTITY):
             flows, nodes = energy_flows(self.park, q, self.lib, self.options)

@@ -34,8 +34,10 @@ def _now() -> dt.datetime:
 
 
 def _utc(t) -> dt.datetime:
-    """A UTC datetime for storage (SQLite keeps no zone: everything is stored as UTC)."""
-    return pd.Timestamp(t).tz_convert("UTC").to_pydatetime()
+    """A UTC datetime for storage (SQLite keeps no zone: everything is stored as UTC, and a
+    stored value read back without a zone is UTC)."""
+    ts = pd.Timestamp(t)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
 def local(t: dt.datetime) -> pd.Timestamp:

@@ -63,11 +63,11 @@ _NONE = PointAdjustments()
 
 
 def _overlaps(start: np.ndarray, end: np.ndarray, ranges) -> np.ndarray:
-    """Which intervals (start, end] touch any of ``ranges`` [a, b] (closed, so a point range counts)."""
+    """Which intervals (start, end] share time with any of ``ranges`` (a, b]."""
     hit = np.zeros(len(start), dtype=bool)
     for a, b in ranges:
         a, b = pd.Timestamp(a).value, pd.Timestamp(b).value
-        hit |= (start <= b) & (end >= a)
+        hit |= (start < b) & (end > a)
     return hit
 
 

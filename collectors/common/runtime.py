@@ -13,7 +13,8 @@ from pathlib import Path
 
 from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.sink import Sink
-from lingtan.influxdb import InfluxClient
+from lingtan.influxdb import InfluxClient, InfluxError
+from lingtan.park.carriers import Kind
 from lingtan.park.index import PointRef, points_by_device
 from lingtan.park.model import Park, Protocol
 from lingtan.series import COLLECTOR_STATS, line
@@ -42,8 +43,9 @@ class CollectorRuntime:
         self.processors = {
             d.id: PointProcessor(self.points[d.id], d.id, d.stale_after_s) for d in self.devices
         }
+        self.client = client or InfluxClient.from_settings(settings)
         self.sink = Sink(
-            client or InfluxClient.from_settings(settings),
+            self.client,
             Path(settings.state_dir) / "buffer" / name,
             batch_size=settings.write_batch_size,
             flush_interval_s=settings.write_flush_interval_s,
@@ -54,9 +56,36 @@ class CollectorRuntime:
         self._health = threading.Thread(target=self._health_loop, name=f"{name}-health", daemon=True)
 
     def start(self) -> CollectorRuntime:
+        self.seed_counters()
         self.sink.start()
         self._health.start()
         return self
+
+    def seed_counters(self, window: str = "7d") -> int:
+        """Give every counter its last stored reading, so that a drop across a restart of the collector
+        (a gateway replaying an older value, a meter that restarted with it) is seen and recorded.
+        InfluxDB unreachable: the counters start without one (logged), as on a first start."""
+        counters = {r.id: (d, r) for d, refs in self.points.items() for r in refs if r.point.kind is Kind.counter}
+        if not counters:
+            return 0
+        carriers = ", ".join(f'"{c}"' for c in sorted({r.carrier.value for _, r in counters.values()}))
+        q = (f'SELECT last("total") FROM {carriers} WHERE "park" = \'{self.park.park.id}\' '
+             f"AND \"protocol\" = '{self.protocol.value}' AND time > now() - {window} GROUP BY \"point\"")
+        try:
+            series = self.client.series(q, epoch="ns")
+        except (InfluxError, OSError) as exc:
+            log.warning("%s: last counter readings not read (%s); drops across this restart go unseen", self.name, exc)
+            return 0
+        seeded = 0
+        for ser in series:
+            pid = ser.get("tags", {}).get("point")
+            if pid in counters and ser.get("values"):
+                ts_ns, value = ser["values"][0][0], ser["values"][0][1]
+                device, ref = counters[pid]
+                self.processors[device].seed_last(pid, ref.raw_value(float(value)), int(ts_ns))
+                seeded += 1
+        log.info("%s: %d counter(s) resume from their last stored reading", self.name, seeded)
+        return seeded
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

@@ -211,3 +211,17 @@ def test_process_and_green_data_enter_the_month(app, client):
         10_000 * residual, rel=1e-9)
     src = client.get("/api/v1/carbon?entity=B&period=month&start=2026-03-01&end=2026-04-01&by=source").json["rows"]
     assert any(r["category"] == "process" and r["factors"] == "process.caco3" for r in src)
+
+
+def test_internal_errors_show_an_id_not_the_exception(app, caplog):
+    import logging
+
+    def boom():
+        raise KeyError("influx password s3cret")
+
+    app.add_url_rule("/api/v1/boom", "boom", boom)
+    with caplog.at_level(logging.ERROR):
+        r = app.test_client().get("/api/v1/boom")
+    assert r.status_code == 500 and r.json["error"]["code"] == "internal_error"
+    assert "s3cret" not in r.get_data(as_text=True) and r.json["error"]["id"] in caplog.text
+    assert "s3cret" in caplog.text

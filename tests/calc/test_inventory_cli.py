@@ -53,3 +53,43 @@ def test_cli_evaluate_names_file_field_and_value(tmp_path):
     res = lingtan("accounting", "evaluate", str(bad))
     assert res.returncode == 2
     assert str(bad) in res.stderr and "enterprises.0.energy.0" in res.stderr and "-5" in res.stderr
+
+
+def test_the_schema_states_what_the_validator_refuses():
+    """Each check of the validator is in the committed JSON Schema too, so a client can check before sending."""
+    import copy
+
+    import jsonschema
+
+    from lingtan.calc.inventory import parse_inventory
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    good = {"period_start": "2026-01-01", "period_end": "2027-01-01", "enterprises": [
+        {"id": "e1", "energy": [{"carrier": "electricity", "quantity": 5, "unit": "kWh"}]}],
+        "factor_overrides": [{"id": "park.x", "kind": "density", "subject": "diesel", "value": 0.84, "unit": "kg/L",
+                              "valid_from": "2026-01-01", "source": {"document": "d", "edition": "1"},
+                              "confidence": "c", "override": True, "author": "a", "reason": "r"}]}
+    jsonschema.validate(good, schema)
+    parse_inventory(good)
+    bad = [
+        lambda d: d["enterprises"][0]["energy"][0].update(quantity=-5),
+        lambda d: d["enterprises"][0]["energy"][0].update(carrier="steam", unit="t", flow="renewable"),
+        lambda d: d["enterprises"][0].update(id="park"),
+        lambda d: d["factor_overrides"][0].pop("author"),
+        lambda d: d["factor_overrides"][0].update(value=-1),
+    ]
+    for change in bad:
+        doc = copy.deepcopy(good)
+        change(doc)
+        try:
+            jsonschema.validate(doc, schema)
+        except jsonschema.ValidationError:
+            pass
+        else:
+            raise AssertionError(f"the schema accepts {doc}")
+        try:
+            parse_inventory(doc)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"the validator accepts {doc}")

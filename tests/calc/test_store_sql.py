@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
 from lingtan.calc.factors import Factor
+from lingtan.calc.meter_events import (
+    add_replacement,
+    adjustments,
+    decide,
+    quarantines,
+    record_quarantines,
+    withdraw_replacement,
+)
 from lingtan.calc.store import (
     CalcRunRow,
     ImportBatch,
@@ -81,3 +90,29 @@ def test_run_log_keeps_what_changed(sessions):
         s.commit()
         row = s.scalars(select(CalcRunRow)).one()
         assert row.changed[0].startswith("B 2026-03-01T10:00")
+
+
+def test_meter_events_and_quarantine_decisions(sessions):
+    t = pd.Timestamp("2026-03-01T10:16", tz="Asia/Shanghai")
+    q = {"point": "m.total", "meter": "m", "enterprise": "B", "carrier": "electricity", "start": t,
+         "end": t + pd.Timedelta(minutes=5), "measured": 1e6, "limit": 12_500.0, "event": ""}
+    with sessions() as s:
+        assert len(record_quarantines(s, [q], {"m.total": "kWh"})) == 1
+        assert record_quarantines(s, [q], {"m.total": "kWh"}) == []  # found again: one row
+        (row,) = quarantines(s, "open")
+        assert row.as_dict()["start"] == "2026-03-01T10:16:00+08:00" and row.unit == "kWh"
+        # a full run over the hour no longer finds it (late readings split the interval): cleared
+        record_quarantines(s, [], {}, covered=(t.floor("h"), t.floor("h") + pd.Timedelta(hours=1)))
+        assert quarantines(s, "cleared") and not quarantines(s, "open")
+        record_quarantines(s, [q], {})  # and back
+        (row,) = quarantines(s, "open")
+        decide(s, row, status="confirmed", author="a", reason="first look")
+        decide(s, row, status="corrected", author="b", reason="second look", quantity=66.7)
+        assert row.history[0]["status"] == "confirmed" and row.history[0]["by"] == "a"
+        rep = add_replacement(s, point="m.total", meter="m", time=t, old_final=997.0, new_initial=1.0, unit="kWh",
+                              author="tech", reason="swap")
+        adj = adjustments(s).of("m.total")
+        assert adj.corrections[0].quantity == 66.7 and adj.corrections[0].start == t
+        assert adj.replacements[0].old_final == 997.0 and adj.replacements[0].time == t
+        withdraw_replacement(s, rep.id, "tech", "wrong meter")
+        assert adjustments(s).of("m.total").replacements == ()
