@@ -98,8 +98,9 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacit
     floor = 0.0
     if capacity is not None:
         floor = counters.consumption_limit(capacity, np.diff(s.index.asi8) / 3.6e12, step)
-    delta, event = counters.step_consumption(values[:-1], values[1:], modulus, floor)
-    out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": event}, index=s.index[1:])
+    delta, code = counters.step_consumption(values[:-1], values[1:], modulus, floor)
+    out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": counters.EVENT_NAMES[code]},
+                       index=s.index[1:])
     if len(replacements):
         _replace(out, values, replacements, modulus)
     return out
@@ -177,6 +178,19 @@ def _next_start(starts: pd.DatetimeIndex, period: str) -> pd.DatetimeIndex:
     return starts + offset
 
 
+#: fixed periods on integer nanoseconds: Asia/Shanghai is UTC+8 all year (no daylight saving)
+_FIXED_NS = {"hour": 3_600_000_000_000, "day": 86_400_000_000_000}
+_UTC_OFFSET_NS = 8 * 3_600_000_000_000
+
+
+def _period_ns(ns: np.ndarray, period: str) -> np.ndarray:
+    """Start of the Asia/Shanghai ``period`` containing each epoch-nanosecond instant [epoch ns]."""
+    if period in _FIXED_NS:
+        width = _FIXED_NS[period]
+        return (ns + _UTC_OFFSET_NS) // width * width - _UTC_OFFSET_NS
+    return period_starts(pd.DatetimeIndex(ns, tz="UTC"), period).as_unit("ns").asi8
+
+
 def spread(deltas: pd.DataFrame, period: str) -> pd.Series:
     """Distribute interval amounts over Asia/Shanghai periods, in proportion to time.
 
@@ -194,38 +208,40 @@ def spread(deltas: pd.DataFrame, period: str) -> pd.Series:
         Amount per period start (tz Asia/Shanghai), sorted; periods without any interval
         are absent (not zero).
     """
-    d = deltas[deltas["delta"].notna()]
-    if d.empty:
+    amount = deltas["delta"].to_numpy(dtype=float)
+    keep = ~np.isnan(amount)
+    if not keep.any():
         return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz=TZ))
-    end = pd.DatetimeIndex(d.index).as_unit("ns")
-    start = pd.DatetimeIndex(d["start"]).as_unit("ns")
-    amount = d["delta"].to_numpy()
+    end = pd.DatetimeIndex(deltas.index).as_unit("ns").asi8[keep]
+    start = pd.DatetimeIndex(deltas["start"]).as_unit("ns").asi8[keep]
+    amount = amount[keep]
     # an interval belongs to the period of its end unless it started in an earlier one;
     # the end instant itself belongs to the interval (start, end]
-    p_end = period_starts(end - pd.Timedelta(1, "ns"), period)
-    p_start = period_starts(start, period)
+    p_end = _period_ns(end - 1, period)
+    p_start = _period_ns(start, period)
     inside = p_start == p_end
-    parts = [pd.Series(amount[inside], index=p_end[inside])]
+    keys, vals = [p_end[inside]], [amount[inside]]
     if not inside.all():
         # the few intervals that cross a boundary: split by overlap duration
-        idx, vals = [], []
-        total_ns = (end.asi8 - start.asi8).astype(float)
+        idx, parts = [], []
         for i in np.flatnonzero(~inside):
-            if total_ns[i] <= 0:
+            total = float(end[i] - start[i])
+            if total <= 0:
                 continue
-            a, b = start[i], end[i]
-            p = p_start[i]
-            while p < b:
-                q = _next_start(pd.DatetimeIndex([p]), period)[0]
-                lo, hi = max(a, p), min(b, q)
+            p = int(p_start[i])
+            while p < end[i]:
+                q = int(_next_start(pd.DatetimeIndex([p], tz="UTC").tz_convert(TZ), period).as_unit("ns").asi8[0]) \
+                    if period not in _FIXED_NS else p + _FIXED_NS[period]
+                lo, hi = max(start[i], p), min(end[i], q)
                 if hi > lo:
                     idx.append(p)
-                    vals.append(amount[i] * (hi - lo).value / total_ns[i])
+                    parts.append(amount[i] * (hi - lo) / total)
                 p = q
-        parts.append(pd.Series(vals, index=pd.DatetimeIndex(idx, tz=TZ) if idx else
-                               pd.DatetimeIndex([], tz=TZ), dtype=float))
-    out = pd.concat(parts)
-    return out.groupby(level=0).sum().sort_index()
+        keys.append(np.asarray(idx, dtype=np.int64))
+        vals.append(np.asarray(parts, dtype=float))
+    uniq, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    sums = np.bincount(inverse, weights=np.concatenate(vals), minlength=len(uniq))
+    return pd.Series(sums, index=pd.DatetimeIndex(uniq, tz="UTC").tz_convert(TZ))
 
 
 def calendar_sum(amounts: pd.Series, period: str) -> pd.Series:
@@ -253,9 +269,9 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
     Returns
     -------
     (pandas.DataFrame, pandas.DataFrame)
-        Deltas and events. Row *i* is the consumption from instant *i* to instant *i+1*
+        Deltas and event codes. Row *i* is the consumption from instant *i* to instant *i+1*
         (indexed by instant *i*, i.e. the start of the interval), never negative, and its
-        event (``""``, rollover, reset, backwards). A missing reading is bridged by linear
+        event code (0 none; names in :data:`lingtan.park.counters.EVENT_NAMES`). A missing reading is bridged by linear
         interpolation of the counter between its neighbours (the gap's consumption is spread
         evenly over it, as :func:`spread` does).
     """
@@ -267,7 +283,6 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
         floors = counters.consumption_limit(np.asarray(capacities, dtype=float)[None, :], hours,
                                             np.asarray(steps, dtype=float))
     with np.errstate(invalid="ignore"):
-        delta, event = counters.step_consumption(values[:-1], values[1:], mod, floors)
-    delta = np.where(np.isnan(values[:-1]) | np.isnan(values[1:]), np.nan, delta)
+        delta, code = counters.step_consumption(values[:-1], values[1:], mod, floors)
     index, columns = readings.index[:-1], readings.columns
-    return pd.DataFrame(delta, index=index, columns=columns), pd.DataFrame(event, index=index, columns=columns)
+    return pd.DataFrame(delta, index=index, columns=columns), pd.DataFrame(code, index=index, columns=columns)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from lingtan.calc.consumption import counter_deltas, counter_deltas_wide, rate_deltas, spread
 from lingtan.calc.plausibility import Adjustments, PointAdjustments, screen, substitute
-from lingtan.influxdb import InfluxClient
+from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import Kind
 from lingtan.park.counters import (
     canonical_modulus,
@@ -246,11 +246,14 @@ def read_hourly(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp,
     a few seconds off with live 1-5 s collection). Rate points: the hour's mean rate × 1 h.
     The range is read as month queries, ``workers`` at a time, as CSV.
 
-    The same queries return each hour's last, smallest and largest reading, so that the hours
-    this shortcut cannot account exactly are found: a drop inside an hour or across its end, a
-    rollover, reset or backward step, consumption above the meter's capacity, or a replacement,
-    confirmation or correction (``adjustments``). Those hours are returned, for the caller to
-    recompute from every reading (:func:`quantities`).
+    The hours this shortcut cannot account exactly are returned, for the caller to recompute
+    from every reading (:func:`quantities`): a rollover, reset or backward step between the
+    hourly readings, consumption above the meter's capacity, a replacement, confirmation,
+    correction or open quarantine (``adjustments``), and every hour in which a counter event was
+    seen before, by the exact path (``acc_point`` events) or by a collector (``data_quality``
+    counter events): a drop inside an hour does not show in its first readings. (Asking the
+    database for each hour's last, smallest and largest reading as well would find those
+    directly, but costs three more scans of the raw data: docs/benchmarks.md.)
 
     Returns
     -------
@@ -277,6 +280,7 @@ def read_hourly(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp,
         flagged |= set(frame["period"][frame["quantity"].to_numpy() > limit])
         frames.append(frame)
     flagged |= _adjusted_hours(adjustments, by_id, start, end)
+    flagged |= _evented_hours(client, refs, start, end, retention_policy)
     if not frames:
         empty = pd.DataFrame({"period": pd.Series(dtype="datetime64[ns, Asia/Shanghai]"),
                               "point": pd.Series(dtype=object), "quantity": pd.Series(dtype=float)})
@@ -290,9 +294,7 @@ def _hourly_frames(client: InfluxClient, refs: list[PointRef], start: pd.Timesta
     import io
     from concurrent.futures import ThreadPoolExecutor
 
-    aggregates = {"total": 'first("total") AS "v", last("total") AS "last", min("total") AS "min", '
-                           'max("total") AS "max"',
-                  "rate": 'mean("rate") AS "v"'}
+    aggregates = {"total": 'first("total") AS "v"', "rate": 'mean("rate") AS "v"'}
     jobs = []
     for field, select in aggregates.items():
         subset = [r for r in refs if (r.point.kind is Kind.counter) == (field == "total")]
@@ -318,13 +320,8 @@ def _hourly_counters(counters: pd.DataFrame, by_id: dict[str, PointRef], start: 
     counters["point"] = counters["tags"].str.slice(len("point="))
     counters = counters.drop_duplicates(["time", "point"])
 
-    def wide(col: str) -> pd.DataFrame:
-        w = counters.pivot(index="time", columns="point", values=col).sort_index()
-        w.index = pd.DatetimeIndex(pd.to_datetime(w.index, unit="ns", utc=True)).tz_convert("Asia/Shanghai")
-        return w
-
-    first = wide("v")
-    last, low, high = (wide(c).reindex(index=first.index, columns=first.columns) for c in ("last", "min", "max"))
+    first = counters.pivot(index="time", columns="point", values="v").sort_index()
+    first.index = pd.DatetimeIndex(pd.to_datetime(first.index, unit="ns", utc=True)).tz_convert("Asia/Shanghai")
     refs = [by_id[p] for p in first.columns]
     moduli = np.array([canonical_modulus(r) or np.nan for r in refs], dtype=float)
     capacity = np.array([rated_capacity(r.meter) for r in refs])
@@ -333,16 +330,43 @@ def _hourly_counters(counters: pd.DataFrame, by_id: dict[str, PointRef], start: 
     hours = np.diff(first.index.asi8)[:, None] / 3.6e12  # a bridged gap may deliver in proportion
     limits = consumption_limit(capacity[None, :], hours, steps[None, :])
     with np.errstate(invalid="ignore"):
-        bad = (events.to_numpy() != "") | (hourly.to_numpy() > limits)
-        within = ((low < first) | (high > last)).to_numpy()[:-1]  # a drop inside the hour
-        across = last.to_numpy()[:-1] > first.to_numpy()[1:]  # a drop at the hour's end
-    flagged_rows = np.flatnonzero((bad | within | across).any(axis=1))
+        bad = (events.to_numpy() != 0) | (hourly.to_numpy() > limits)
+    flagged_rows = np.flatnonzero(bad.any(axis=1))
     # the interval from one hour's first reading to the next one's touches both hours
     flagged = {hourly.index[i] for i in flagged_rows} | {hourly.index[i] + pd.Timedelta(hours=1) for i in flagged_rows}
     hourly = hourly[(hourly.index >= start) & (hourly.index < end)]
     hourly.index.name = "period"
     long = hourly.reset_index().melt(id_vars="period", var_name="point", value_name="quantity").dropna()
     return long, {h for h in flagged if start <= h < end}
+
+
+def _evented_hours(client: InfluxClient, refs: list[PointRef], start: pd.Timestamp, end: pd.Timestamp,
+                   retention_policy: str) -> set[pd.Timestamp]:
+    """Hours in [start, end) with a counter event already seen: ``acc_point`` hours the exact path
+    counted events in, and ``data_quality`` counter events the collectors recorded."""
+    ids = {r.id for r in refs}
+    park = refs[0].park_id if refs else ""
+    rng = f"time >= {_ts(start)} AND time < {_ts(end)}"
+    statements = [
+        f'SELECT "events", "point" FROM "{client.database}"."accounting"."acc_point" WHERE "park" = \'{park}\' '
+        f"AND \"period\" = 'hour' AND \"events\" > 0 AND {rng}",
+        f'SELECT "count", "point" FROM "{client.database}"."{retention_policy}"."data_quality" '
+        f"WHERE \"park\" = '{park}' AND \"reason\" =~ /^counter_/ AND {rng}"]
+    out: set[pd.Timestamp] = set()
+    for q in statements:
+        try:
+            series = client.series(q, epoch="ns")
+        except InfluxError as exc:  # no derived series or no collector events yet (a new database)
+            if exc.retryable:
+                raise
+            continue
+        for ser in series:
+            col = ser["columns"].index("point")
+            for row in ser["values"]:
+                if row[col] in ids:  # the reading interval it ends may have started in the hour before
+                    hour = hour_floor(pd.Timestamp(row[0], unit="ns", tz="UTC"))
+                    out |= {hour, hour - pd.Timedelta(hours=1)}
+    return out
 
 
 def _adjusted_hours(adjustments: Adjustments | None, by_id: dict[str, PointRef], start: pd.Timestamp,

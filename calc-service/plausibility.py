@@ -96,20 +96,16 @@ def screen(deltas: pd.DataFrame, capacity: float, step: float = 0.0,
         ``deltas`` plus ``measured`` (the delta as read), ``limit`` [unit] and ``quarantined``
         (bool); a quarantined interval's ``delta`` is 0.
     """
-    out = deltas.copy()
-    start, end = _ns(out["start"]), _ns(out.index)
-    hours = (end - start) / 3.6e12
-    limit = consumption_limit(capacity, hours, step)
-    measured = out["delta"].to_numpy(dtype=float)
+    start, end = _ns(deltas["start"]), _ns(deltas.index)
+    limit = consumption_limit(capacity, (end - start) / 3.6e12, step)
+    measured = deltas["delta"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
         bad = measured > limit  # NaN (a rate gap) compares False
     if len(accepted) and bad.any():
         bad &= ~_overlaps(start, end, accepted)
-    out["measured"] = measured
-    out["limit"] = limit
-    out["quarantined"] = bad
-    out.loc[bad, "delta"] = 0.0
-    return out
+    return pd.DataFrame({"start": deltas["start"].to_numpy(), "delta": np.where(bad, 0.0, measured),
+                         "event": deltas["event"].to_numpy(), "measured": measured, "limit": limit,
+                         "quarantined": bad}, index=deltas.index)
 
 
 def substitute(deltas: pd.DataFrame, corrections: tuple[Correction, ...] | list[Correction]) -> pd.DataFrame:

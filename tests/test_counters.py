@@ -99,6 +99,7 @@ def test_limit_by_hand():
     (3_400_000.0, 3_399_990.0, 2.0 ** 32, 400.0, "backwards", 0.0),  # not a rollover either
 ])
 def test_drop_rules(previous, value, modulus, floor, event, delta):
-    d, e = counters.step_consumption(np.array([previous]), np.array([value]), modulus, floor)
-    assert e.tolist() == [event] and d.tolist() == [pytest.approx(delta)]
+    d, code = counters.step_consumption(np.array([previous]), np.array([value]), modulus, floor)
+    assert counters.EVENT_NAMES[code].tolist() == [event] and d.tolist() == [pytest.approx(delta)]
+    assert counters.classify_drops(np.array([previous]), np.array([value]), modulus, floor).tolist() == [event]
     assert counters.classify_step(previous, value, modulus, floor) == event

@@ -118,9 +118,15 @@ def consumption_limit(capacity: float, hours: np.ndarray | float, step: float = 
     return capacity * np.maximum(hours, MIN_WINDOW_H) * OVERLOAD + step
 
 
-def classify_drops(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
-                   floor: np.ndarray | float = 0.0) -> np.ndarray:
-    """Event of each step ``previous → value`` (vectorised): "", rollover, reset or backwards.
+#: event names by code (the vectorised functions work on small integer codes)
+EVENT_NAMES = np.array(["", ROLLOVER, RESET, BACKWARDS], dtype=object)
+_ROLLOVER, _RESET, _BACKWARDS = 1, 2, 3
+
+
+def drop_codes(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
+               floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """Event code of each step ``previous → value`` (vectorised): 0 none, then the positions of
+    :data:`EVENT_NAMES` (rollover, reset, backwards).
 
     ``modulus`` and ``floor`` (the largest reading that is still "near zero": what the meter could
     have delivered since the previous reading, :func:`consumption_limit`) broadcast against the
@@ -128,33 +134,39 @@ def classify_drops(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray 
     """
     previous = np.asarray(previous, dtype=float)
     value = np.asarray(value, dtype=float)
-    event = np.full(np.broadcast(previous, value).shape, "", dtype=object)
+    code = np.zeros(np.broadcast(previous, value).shape, dtype=np.int8)
     drop = value < previous
     if not drop.any():
-        return event
+        return code
     mod = np.nan if modulus is None else np.asarray(modulus, dtype=float)
     with np.errstate(invalid="ignore"):
         rolled = drop & (previous - value > mod / 2)  # NaN compares False: no rollover
         reset = drop & ~rolled & (value <= np.maximum(RESET_FRACTION * previous, floor))
-    event[drop] = BACKWARDS
-    event[reset] = RESET
-    event[rolled] = ROLLOVER
-    return event
+    code[drop] = _BACKWARDS
+    code[reset] = _RESET
+    code[rolled] = _ROLLOVER
+    return code
+
+
+def classify_drops(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
+                   floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """:func:`drop_codes` as names: "", rollover, reset or backwards."""
+    return EVENT_NAMES[drop_codes(previous, value, modulus, floor)]
 
 
 def step_consumption(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
                      floor: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Consumption of each step and its event (see the module doc); never negative."""
+    """Consumption of each step and its event code (see the module doc); never negative."""
     previous = np.asarray(previous, dtype=float)
     value = np.asarray(value, dtype=float)
-    event = classify_drops(previous, value, modulus, floor)
+    code = drop_codes(previous, value, modulus, floor)
     diff = value - previous
-    if (event != "").any():
+    if code.any():
         mod = 0.0 if modulus is None else np.nan_to_num(np.asarray(modulus, dtype=float))
-        diff = np.where(event == ROLLOVER, diff + mod, diff)
-        diff = np.where(event == RESET, value, diff)
-        diff = np.where(event == BACKWARDS, 0.0, diff)
-    return np.maximum(diff, 0.0), event
+        diff = np.where(code == _ROLLOVER, diff + mod, diff)
+        diff = np.where(code == _RESET, value, diff)
+        diff = np.where(code == _BACKWARDS, 0.0, diff)
+    return np.maximum(diff, 0.0), code
 
 
 def classify_step(previous: float, value: float, modulus: float | None, floor: float = 0.0) -> str:

@@ -10,7 +10,6 @@ import pytest
 from lingtan.calc.factors import FactorLibrary
 from lingtan.calc.inventory import InventoryError, evaluate, parse_inventory
 from lingtan.calc.report import accounts_dict, significant, text_width, totals_table
-from tests.calc.test_api import app, client, park  # noqa: F401 - fixtures
 
 LIB = FactorLibrary.shipped()
 SOURCE = {"document": "supplier test certificate", "edition": "2026"}

@@ -9,7 +9,7 @@ import pytest
 from lingtan.calc.app import service_of
 from lingtan.park.index import iter_points
 from lingtan.series import PointEncoder
-from tests.calc.test_api import app, client, computed, park  # noqa: F401 - fixtures
+from tests.calc.test_api import computed
 from tests.calc.test_engine_influx import HOURS, START, STEAM_GJ_PER_T, day_expectation, read_totals
 
 B_ELEC = "m-b-elec.total"
