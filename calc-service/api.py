@@ -57,17 +57,29 @@ def _period() -> str:
     return period
 
 
-def _time(name: str, default: pd.Timestamp) -> pd.Timestamp:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
+#: times the platform can have data for: from the first year of the MEE grid factors' era to far ahead
+#: (also keeps every time inside the nanosecond range InfluxDB and pandas compute with)
+EARLIEST, LATEST = pd.Timestamp("2000-01-01", tz=TZ), pd.Timestamp("2100-01-01", tz=TZ)
+
+
+def parse_time(raw: object, name: str) -> pd.Timestamp:
+    """An ISO 8601 date or time; without a zone it is Asia/Shanghai. 400 naming ``name`` otherwise."""
     try:
-        t = pd.Timestamp(raw)
-    except ValueError:
+        t = pd.Timestamp(str(raw)) if raw not in (None, "") and not isinstance(raw, bool) else pd.NaT
+    except (ValueError, OverflowError):
         t = pd.NaT
     if pd.isna(t):  # also the empty string, which pandas reads as NaT
         raise ApiError(400, "bad_time", f"{name} {raw!r} is not a date or ISO 8601 time", name)
-    return t.tz_localize(TZ) if t.tzinfo is None else t.tz_convert(TZ)
+    t = t.tz_localize(TZ) if t.tzinfo is None else t.tz_convert(TZ)
+    if not EARLIEST <= t < LATEST:
+        raise ApiError(400, "bad_time", f"{name} {t.isoformat()} is not between {EARLIEST.date()} and "
+                       f"{LATEST.date()}", name)
+    return t
+
+
+def _time(name: str, default: pd.Timestamp) -> pd.Timestamp:
+    raw = request.args.get(name)
+    return default if raw is None else parse_time(raw, name)
 
 
 def _range() -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -79,8 +91,12 @@ def _range() -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-def _utc(t: pd.Timestamp) -> str:
+def utc_text(t: pd.Timestamp) -> str:
+    """An InfluxQL time literal."""
     return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_utc = utc_text
 
 
 def _query(measurement: str, fields: str, group: list[str], entity: str, period: str,

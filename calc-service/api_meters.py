@@ -17,14 +17,16 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
-from lingtan.calc.api import _entity, _period, _range, _svc, _user
+from lingtan.calc.api import _entity, _period, _range, _svc, _user, parse_time, utc_text
 from lingtan.calc.boundary import PARK_ENTITY
 from lingtan.calc.engine import next_start, period_start
 from lingtan.calc.meter_events import (
     CONFIRMED,
     CORRECTED,
     OPEN,
+    MeterReplacementRow,
     add_replacement,
+    local,
     quarantines,
     replacements,
     withdraw_replacement,
@@ -55,6 +57,8 @@ def _reason(body: dict[str, Any]) -> str:
 def _number(body: dict[str, Any], name: str) -> float:
     raw = body.get(name)
     try:
+        if isinstance(raw, bool):  # JSON true is not 1 kWh
+            raise TypeError(name)
         value = float(raw)
     except (TypeError, ValueError):
         raise ApiError(400, "bad_number", f"{name} {raw!r} is not a number", name) from None
@@ -64,14 +68,7 @@ def _number(body: dict[str, Any], name: str) -> float:
 
 
 def _instant(body: dict[str, Any], name: str) -> pd.Timestamp:
-    raw = body.get(name)
-    try:
-        t = pd.Timestamp(str(raw)) if raw not in (None, "") else pd.NaT
-    except ValueError:
-        t = pd.NaT
-    if pd.isna(t):
-        raise ApiError(400, "bad_time", f"{name} {raw!r} is not an ISO 8601 time", name)
-    t = t.tz_localize(TZ) if t.tzinfo is None else t.tz_convert(TZ)
+    t = parse_time(body.get(name), name)
     if t > pd.Timestamp.now(tz=TZ):
         raise ApiError(400, "bad_time", f"{name} {t.isoformat()} is in the future", name)
     return t
@@ -95,7 +92,7 @@ def meters():
     svc = _svc()
     db = svc.client.database
     q = (f'SELECT "quantity", "events" FROM "{db}"."accounting"."acc_point" WHERE "park" = \'{svc.park.park.id}\' '
-         f"AND \"period\" = '{period}' {extra}AND time >= '{_utc(start)}' AND time < '{_utc(end)}' "
+         f"AND \"period\" = '{period}' {extra}AND time >= '{utc_text(start)}' AND time < '{utc_text(end)}' "
          'GROUP BY "enterprise", "unit_id", "meter", "point", "carrier", "role"')
     rows = svc.client.rows(q, epoch="ms")
     for r in rows:
@@ -103,10 +100,6 @@ def meters():
         r["unit"] = CARRIER_UNITS[Carrier(r["carrier"])].counter
     return jsonify({"entity": entity, "period": period, "start": start.isoformat(), "end": end.isoformat(),
                     "units": {"quantity": "unit column (canonical counter unit of the carrier)"}, "rows": rows})
-
-
-def _utc(t: pd.Timestamp) -> str:
-    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- replacements
@@ -132,6 +125,9 @@ def replacement_add():
     reason = _reason(body)
     unit = CARRIER_UNITS[ref.carrier].counter
     with svc.sessions() as s:
+        if any(r.active and local(r.time) == time for r in replacements(s, point)):
+            raise ApiError(409, "replacement_exists", f"point {point!r} already has a replacement at "
+                           f"{time.isoformat()}; withdraw it first", "time")
         row = add_replacement(s, point=point, meter=ref.meter.id, time=time, old_final=old_final,
                               new_initial=new_initial, unit=unit, author=_user(), reason=reason).as_dict()
     job = _recalc_around(ref, time, f"meter replacement {row['id']} of {point}: {reason}")
@@ -144,13 +140,17 @@ def replacement_withdraw(row_id: int):
     reason = _reason(body)
     svc = _svc()
     with svc.sessions() as s:
-        row = withdraw_replacement(s, row_id, _user(), reason)
+        row = s.get(MeterReplacementRow, row_id)
         if row is None:
             raise ApiError(404, "unknown_replacement", f"no meter replacement {row_id}")
-        out = row.as_dict()
-    ref = svc.calculator.by_id[out["point"]]
-    job = _recalc_around(ref, pd.Timestamp(out["time"]), f"meter replacement {row_id} withdrawn: {reason}")
-    return jsonify({"replacement": out, "recalculation": job.as_dict()})
+        if not row.active:  # the first withdrawal's author and reason stay
+            raise ApiError(409, "already_withdrawn", f"meter replacement {row_id} was withdrawn by "
+                           f"{row.withdrawn_by}: {row.withdrawn_reason}")
+        out = withdraw_replacement(s, row_id, _user(), reason).as_dict()
+    ref = svc.calculator.by_id.get(out["point"])
+    job = _recalc_around(ref, pd.Timestamp(out["time"]), f"meter replacement {row_id} withdrawn: {reason}") \
+        if ref is not None else None  # a point no longer in the park model has nothing to recalculate
+    return jsonify({"replacement": out, "recalculation": job.as_dict() if job else None})
 
 
 def _recalc_around(ref, time: pd.Timestamp, reason: str):
@@ -161,8 +161,7 @@ def _recalc_around(ref, time: pd.Timestamp, reason: str):
     hi = max(time, after) if after is not None else time + pd.Timedelta(hours=1)
     start = period_start(lo, "hour")
     end = next_start(period_start(hi, "hour"), "hour")
-    svc.refresh_inputs()
-    return svc.submit(start, end, reason, _user())
+    return svc.submit(start, end, reason, _user())  # the job reloads the replacements
 
 
 # --------------------------------------------------------------------------- quarantine
@@ -190,4 +189,6 @@ def quarantine_decide(row_id: int, action: str):
                                          quantity)
     except KeyError:
         raise ApiError(404, "unknown_quarantine", f"no quarantined interval {row_id}") from None
+    except ValueError as exc:
+        raise ApiError(409, "quarantine_cleared", str(exc)) from None
     return jsonify({"quarantine": row, "recalculation": job.as_dict() if job else None})

@@ -79,8 +79,9 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacit
     step : float
         One count of the register [unit] (:func:`lingtan.park.counters.register_step`).
     replacements : sequence of Replacement
-        Meter replacements: the interval across one counts ``old_final − previous`` of the old
-        register plus ``value − new_initial`` of the new one.
+        Meter replacements: readings up to and including a replacement's time are the old
+        meter's; the interval from the last of them to the first of the new meter counts
+        ``old_final − previous`` of the old register plus ``value − new_initial`` of the new one.
 
     Returns
     -------
@@ -97,7 +98,7 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacit
         return _empty_deltas(s.index)
     floor = 0.0
     if capacity is not None:
-        floor = counters.consumption_limit(capacity, np.diff(s.index.asi8) / 3.6e12, step)
+        floor = counters.reset_floor(capacity, np.diff(s.index.asi8) / 3.6e12, step)
     delta, code = counters.step_consumption(values[:-1], values[1:], modulus, floor)
     out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": counters.EVENT_NAMES[code]},
                        index=s.index[1:])
@@ -107,12 +108,12 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacit
 
 
 def _replace(deltas: pd.DataFrame, values: np.ndarray, replacements, modulus: float | None) -> None:
-    """Recount, in place, each interval that a meter replacement falls in (start < time <= end)."""
+    """Recount, in place, each interval that a meter replacement falls in (start <= time < end)."""
     ends = pd.DatetimeIndex(deltas.index)
     crossing: dict[int, list[Replacement]] = {}
     for r in sorted(replacements, key=lambda r: r.time):
-        i = int(ends.searchsorted(pd.Timestamp(r.time), side="left"))
-        if i < len(ends) and pd.Timestamp(deltas["start"].iloc[i]) < pd.Timestamp(r.time):
+        i = int(ends.searchsorted(pd.Timestamp(r.time), side="right"))
+        if i < len(ends) and pd.Timestamp(deltas["start"].iloc[i]) <= pd.Timestamp(r.time):
             crossing.setdefault(i, []).append(r)
     col_delta, col_event = deltas.columns.get_loc("delta"), deltas.columns.get_loc("event")
     for i, group in crossing.items():
@@ -279,9 +280,9 @@ def counter_deltas_wide(readings: pd.DataFrame, moduli: np.ndarray | None = None
     mod = np.full(values.shape[1], np.nan) if moduli is None else np.asarray(moduli, dtype=float)
     floors: np.ndarray | float = 0.0
     if capacities is not None:
-        hours = np.diff(readings.index.asi8)[:, None] / 3.6e12
-        floors = counters.consumption_limit(np.asarray(capacities, dtype=float)[None, :], hours,
-                                            np.asarray(steps, dtype=float))
+        hours = np.diff(pd.DatetimeIndex(readings.index).as_unit("ns").asi8)[:, None] / 3.6e12
+        floors = counters.reset_floor(np.asarray(capacities, dtype=float)[None, :], hours,
+                                      np.asarray(steps, dtype=float))
     with np.errstate(invalid="ignore"):
         delta, code = counters.step_consumption(values[:-1], values[1:], mod, floors)
     index, columns = readings.index[:-1], readings.columns

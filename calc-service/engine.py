@@ -255,12 +255,12 @@ class ParkCalculator:
             self.client.retention_policy = rp
 
     def _sum_rows(self, measurement: str, tags: list[str], fields: list[str], text_field: str | None, child: str,
-                  start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+                  start: pd.Timestamp, end: pd.Timestamp, where: str = "") -> pd.DataFrame:
         selects = [f'sum("{f}") AS "{f}"' for f in fields] + ([f'last("{text_field}") AS "{text_field}"']
                                                                if text_field else [])
         group = ", ".join(f'"{t}"' for t in tags)
         q = (f'SELECT {", ".join(selects)} FROM "{self.client.database}"."{RP}"."{measurement}" '
-             f"WHERE \"park\" = '{self.park.park.id}' AND \"period\" = '{child}' "
+             f"WHERE \"park\" = '{self.park.park.id}' AND \"period\" = '{child}' {where}"
              f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY {group}")
         columns = ["period", *tags, *fields, *([text_field] if text_field else [])]
         rows = self.client.rows(q, epoch="ns")
@@ -275,7 +275,8 @@ class ParkCalculator:
 
     def _renewable_self(self, child: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         """Self-consumed renewables of a period: the sum of its child periods' (balanced per hour)."""
-        sums = self._sum_rows("acc_totals", ["entity"], ["renewable_self_tce"], None, child, start, end)
+        sums = self._sum_rows("acc_totals", ["entity"], ["renewable_self_tce"], None, child, start, end,
+                              where=f"AND \"basis\" = '{self.options.electricity_basis}' ")
         if sums.empty:
             return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=["period", "entity"]))
         return sums.set_index(["period", "entity"])["renewable_self_tce"].astype(float)

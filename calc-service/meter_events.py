@@ -139,23 +139,21 @@ def record_quarantines(session: Session, found: list[dict], units: dict[str, str
     ``covered`` is the range a calculation over every point just read: open rows inside it
     that it no longer found are marked cleared.
     """
-    keys = {(q["point"], _utc(q["start"]), _utc(q["end"])) for q in found}
-    existing = {}
-    for q in found:
-        row = session.scalar(select(QuarantineRow).where(QuarantineRow.point == q["point"],
-                                                         QuarantineRow.start == _utc(q["start"]),
-                                                         QuarantineRow.end == _utc(q["end"])))
-        existing[(q["point"], _utc(q["start"]), _utc(q["end"]))] = row
+    keys = set()
     new = []
     for q in found:
         key = (q["point"], _utc(q["start"]), _utc(q["end"]))
-        row = existing.get(key)
+        if key in keys:
+            continue
+        keys.add(key)
+        row = session.scalar(select(QuarantineRow).where(QuarantineRow.point == key[0], QuarantineRow.start == key[1],
+                                                         QuarantineRow.end == key[2]))
         if row is None:
             row = QuarantineRow(point=q["point"], meter=q["meter"], enterprise=q["enterprise"], carrier=q["carrier"],
                                 start=key[1], end=key[2], measured=q["measured"], limit=q["limit"],
                                 unit=units.get(q["point"], ""), event=q.get("event", ""))
             session.add(row)
-            existing[key] = row
+            session.flush()
             new.append(row)
         elif row.status in (OPEN, CLEARED):
             row.measured, row.limit, row.status = q["measured"], q["limit"], OPEN

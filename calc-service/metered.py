@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from lingtan.calc.consumption import counter_deltas, counter_deltas_wide, rate_deltas, spread
+from lingtan.calc.consumption import counter_deltas, counter_deltas_wide, period_starts, rate_deltas, spread
 from lingtan.calc.plausibility import Adjustments, PointAdjustments, screen, substitute
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import Kind
@@ -182,6 +182,16 @@ def _quarantined(deltas: pd.DataFrame, ref: PointRef, lo: pd.Timestamp, hi: pd.T
                                                     bad["limit"][inside], bad["event"][inside], strict=True)]
 
 
+def _events_per_period(deltas: pd.DataFrame, period: str, periods: pd.DatetimeIndex) -> np.ndarray:
+    """How many intervals with an event (or quarantined) end in each of ``periods``."""
+    flagged = (deltas["event"].to_numpy() != "") | deltas["quarantined"].to_numpy()
+    if not flagged.any():
+        return np.zeros(len(periods), dtype=int)
+    ends = pd.DatetimeIndex(deltas.index[flagged]) - pd.Timedelta(1, "ns")  # (start, end] ends in its period
+    counts = pd.Series(1, index=period_starts(ends, period)).groupby(level=0).sum()
+    return counts.reindex(periods, fill_value=0).to_numpy(dtype=int)
+
+
 def quantities(readings: dict[str, pd.Series], refs: list[PointRef], period: str, start: pd.Timestamp,
                end: pd.Timestamp, max_gap: str = "15min", adjustments: Adjustments | None = None,
                quarantined: list[dict] | None = None) -> pd.DataFrame:
@@ -213,9 +223,8 @@ def quantities(readings: dict[str, pd.Series], refs: list[PointRef], period: str
         per = per[(per.index >= lo) & (per.index < hi)]
         if per.empty:
             continue
-        events = int((deltas["event"] != "").sum() + deltas["quarantined"].sum())
         frames.append(pd.DataFrame({"period": per.index, "point": pid, "quantity": per.to_numpy(),
-                                    "events": events}))
+                                    "events": _events_per_period(deltas, period, per.index)}))
     if not frames:
         return pd.DataFrame({"period": pd.Series(dtype="datetime64[ns, Asia/Shanghai]"),
                              "point": pd.Series(dtype=object), "quantity": pd.Series(dtype=float),

@@ -31,7 +31,7 @@ from sqlalchemy.orm import sessionmaker
 from lingtan.calc.derived import quarantine_line
 from lingtan.calc.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan.calc.factors import FactorLibrary, load_factor_file
-from lingtan.calc.meter_events import QuarantineRow, decide, local, record_quarantines
+from lingtan.calc.meter_events import CLEARED, QuarantineRow, decide, local, record_quarantines
 from lingtan.calc.meter_events import adjustments as meter_adjustments
 from lingtan.calc.store import (
     CalcRunRow,
@@ -144,6 +144,9 @@ class CalcService:
             row = s.get(QuarantineRow, row_id)
             if row is None:
                 raise KeyError(row_id)
+            if row.status == CLEARED:
+                raise ValueError(f"quarantined interval {row_id} was cleared: a later calculation no longer "
+                                 "finds it (late readings split it); decide on the intervals it found instead")
             decide(s, row, status=status, author=author, reason=reason, quantity=quantity)
             out = row.as_dict()
         ref = self.calculator.by_id.get(out["point"])

@@ -82,6 +82,14 @@ def test_rated_capacity_explicit_from_the_rate_range_or_per_carrier(refs):
     assert counters.register_step(refs["s.total"]) == 0.0
 
 
+def test_after_a_long_gap_a_small_step_back_is_not_a_reset():
+    # 100 kW meter at 5 010 kWh; two days without readings; then a value replayed 2 kWh lower
+    floor = counters.reset_floor(100.0, 48.0)
+    assert floor == pytest.approx(150.0)  # at most one hour of rated flow, whatever the gap
+    assert counters.classify_step(5010.0, 5008.0, None, floor) == "backwards"
+    assert counters.classify_step(5010.0, 120.0, None, floor) == "reset"  # a new register, near zero
+
+
 def test_limit_by_hand():
     # 400 kW for 15 min at 1.5 overload: 150 kWh; a 1-s interval is judged as one minute: 10 kWh, plus one count
     assert counters.consumption_limit(400.0, 0.25) == pytest.approx(150.0)
@@ -101,5 +109,4 @@ def test_limit_by_hand():
 def test_drop_rules(previous, value, modulus, floor, event, delta):
     d, code = counters.step_consumption(np.array([previous]), np.array([value]), modulus, floor)
     assert counters.EVENT_NAMES[code].tolist() == [event] and d.tolist() == [pytest.approx(delta)]
-    assert counters.classify_drops(np.array([previous]), np.array([value]), modulus, floor).tolist() == [event]
     assert counters.classify_step(previous, value, modulus, floor) == event

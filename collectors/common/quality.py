@@ -140,7 +140,7 @@ class PointProcessor:
         modulus = st.modulus
         previous = (last * st.scale + st.offset) * st.factor
         canonical_mod = None if modulus is None else modulus * st.scale * st.factor
-        floor = float(counters.consumption_limit(st.capacity, (ts_ns - st.ts_ns) / 3.6e12, st.step))
+        floor = float(counters.reset_floor(st.capacity, (ts_ns - st.ts_ns) / 3.6e12, st.step))
         kind = counters.classify_step(previous, value, canonical_mod, floor)
         detail = f"raw {last:.15g} -> {raw:.15g}"
         if kind == counters.ROLLOVER:

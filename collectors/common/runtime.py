@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.sink import Sink
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import Kind
+from lingtan.park.counters import REGISTER_BITS
 from lingtan.park.index import PointRef, points_by_device
 from lingtan.park.model import Park, Protocol
 from lingtan.series import COLLECTOR_STATS, line
@@ -82,7 +84,12 @@ class CollectorRuntime:
             if pid in counters and ser.get("values"):
                 ts_ns, value = ser["values"][0][0], ser["values"][0][1]
                 device, ref = counters[pid]
-                self.processors[device].seed_last(pid, ref.raw_value(float(value)), int(ts_ns))
+                raw = ref.raw_value(float(value))  # canonical -> raw does not round-trip exactly:
+                # an integer register is whole; a float one is taken a few ulps low, so that the same
+                # reading again is not a step back
+                raw = round(raw) if ref.point.modbus is not None and ref.point.modbus.type in REGISTER_BITS \
+                    else raw - abs(raw) * 8 * sys.float_info.epsilon
+                self.processors[device].seed_last(pid, raw, int(ts_ns))
                 seeded += 1
         log.info("%s: %d counter(s) resume from their last stored reading", self.name, seeded)
         return seeded

@@ -14,8 +14,9 @@ A drop (a reading below the previous one) is exactly one of
                    consumption = value − previous + modulus;
     ``reset``      the new value is near zero: at most :data:`RESET_FRACTION` of the previous
                    reading, or at most what the meter could have delivered since the previous
-                   reading (:func:`consumption_limit`); the register restarted from zero and the
-                   consumption is the new value;
+                   reading, and never more than :data:`RESET_WINDOW_H` of it
+                   (:func:`reset_floor`); the register restarted from zero and the consumption
+                   is the new value;
     ``backwards``  any other drop (a gateway replaying an older value, a re-synced register):
                    it counts zero, and the next increase is measured from the new value.
 
@@ -44,6 +45,11 @@ RESET_FRACTION = 0.1
 #: oil-immersed power transformers, Table 4), and flow meters are sized with a margin over the
 #: design flow of the same order
 OVERLOAD = 1.5
+#: the "near zero" of a reset is at most this many hours of rated flow, however long the gap
+#: before it: after a day without readings a value replayed a little lower would otherwise pass
+#: as a reset and count the whole register (a new meter fitted during an outage is recorded as a
+#: replacement, docs/accounting.md §1)
+RESET_WINDOW_H = 1.0
 #: intervals shorter than this are judged as if they were this long: reading timestamps carry
 #: collection jitter of a few seconds, which would otherwise make a 1-s interval look 3× too big
 MIN_WINDOW_H = 60.0 / 3600.0
@@ -148,10 +154,10 @@ def drop_codes(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | fl
     return code
 
 
-def classify_drops(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
-                   floor: np.ndarray | float = 0.0) -> np.ndarray:
-    """:func:`drop_codes` as names: "", rollover, reset or backwards."""
-    return EVENT_NAMES[drop_codes(previous, value, modulus, floor)]
+def reset_floor(capacity: np.ndarray | float, hours: np.ndarray | float, step: np.ndarray | float = 0.0):
+    """The largest reading that is still "near zero" after a drop [unit]: what a meter of
+    ``capacity`` could deliver in ``hours``, at most :data:`RESET_WINDOW_H` of it."""
+    return consumption_limit(capacity, np.minimum(hours, RESET_WINDOW_H), step)
 
 
 def step_consumption(previous: np.ndarray, value: np.ndarray, modulus: np.ndarray | float | None,
@@ -170,11 +176,7 @@ def step_consumption(previous: np.ndarray, value: np.ndarray, modulus: np.ndarra
 
 
 def classify_step(previous: float, value: float, modulus: float | None, floor: float = 0.0) -> str:
-    """:func:`classify_drops` for one step (the collectors' live check)."""
-    if not value < previous:
+    """The event name of one step (the collectors' live check): the rules of :func:`drop_codes`."""
+    if not value < previous:  # the common case, without building arrays
         return ""
-    if modulus is not None and previous - value > modulus / 2:
-        return ROLLOVER
-    if value <= max(RESET_FRACTION * previous, floor):
-        return RESET
-    return BACKWARDS
+    return str(EVENT_NAMES[drop_codes(np.array([previous]), np.array([value]), modulus, floor)[0]])

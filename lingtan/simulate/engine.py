@@ -49,13 +49,13 @@ class Engine:
         Simulated time of tick 0 (naive = park local time).
     step_s : float
         Simulated seconds between ticks (``tick_s x speed``).
-    counters : mapping of point id to float, optional
+    resume : mapping of point id to float, optional
         Counter readings to resume from [canonical unit, unwrapped], as a real meter keeps its
         register across a restart (:meth:`counter_state`); other counters start seeded.
     """
 
     def __init__(self, park: Park, *, seed: int = 1, start: dt.datetime, step_s: float = 1.0,
-                 counters: dict[str, float] | None = None) -> None:
+                 resume: dict[str, float] | None = None) -> None:
         self.park = park
         self.seed = seed
         self.tz = park.park.timezone
@@ -72,7 +72,7 @@ class Engine:
         chan_index = {key: i for i, key in enumerate(self.rates.channels)}
         self._channel = np.array([chan_index[(r.meter.id, channel_of(r.meter, r.point.role))] for r in self.refs], dtype=int)
         self.is_counter = np.array([r.point.kind is Kind.counter for r in self.refs], dtype=bool)
-        saved = counters or {}
+        saved = resume or {}
         self.totals = np.array([float(saved[r.id]) if r.id in saved and self.is_counter[i] else self._initial_reading(r)
                                 for i, r in enumerate(self.refs)])
         self.values = np.zeros(len(self.refs))

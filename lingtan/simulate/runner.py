@@ -106,7 +106,7 @@ class Simulator:
             start = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.counter_state = counter_state
         self.engine = Engine(park, seed=seed, start=start, step_s=tick_s * speed,
-                             counters=load_counter_state(counter_state, park) if counter_state else None)
+                             resume=load_counter_state(counter_state, park) if counter_state else None)
         self.faults = FaultBook(self.engine.refs, seed=seed, rate=fault_rate, tick_s=tick_s)
         self.faults.listeners.append(self._on_fault)
         self.emit = EmissionLog(emit_log)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lingtan.calc.consumption import Replacement
 from lingtan.calc.metered import point_deltas
 from lingtan.calc.plausibility import PointAdjustments
-from lingtan.park.counters import consumption_limit
+from lingtan.park.counters import consumption_limit, reset_floor
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
 
@@ -47,7 +47,9 @@ EVENTS = ["none", "none", "none", "replay", "drop", "reset", "replacement"]
 #: first readings, often a few kWh below the wrap so that the register rolls over in the sequence
 START = st.one_of(st.floats(0.0, MODULUS - 1), st.floats(MODULUS - 200.0, MODULUS - 1e-3))
 
-step = st.tuples(st.integers(1, 600), st.floats(0.0, 1.0), st.sampled_from(EVENTS), st.floats(0.0, 1.0))
+#: seconds between readings: the usual few minutes, and outages of hours to days
+SECONDS = st.one_of(st.integers(1, 600), st.integers(600, 600), st.integers(3600, 3 * 86400))
+step = st.tuples(SECONDS, st.floats(0.0, 1.0), st.sampled_from(EVENTS), st.floats(0.0, 1.0))
 
 
 def simulate(steps, start_reading: float):
@@ -69,17 +71,19 @@ def simulate(steps, start_reading: float):
             register = x * 5.0 + (use - half)
         elif event == "reset":
             register = use * x  # restarted from zero somewhere inside the interval
+            if values[-1] - register > MODULUS / 2:  # from near the top: as much a wrap as a reset
+                slack += consumption_limit(CAPACITY, seconds / 3600.0)
         else:
             register += use
         reading = register % MODULUS  # the register wraps at its modulus (starts near it: see START)
         if event == "replay":  # one stale older value, then the register again
             reading = max(values[-1] - x * 50.0, 0.0)
             # the step back up counts again; a stale value that small is also indistinguishable from a reset
-            slack += x * 50.0 + use + consumption_limit(CAPACITY, seconds / 3600.0)
+            slack += x * 50.0 + use + reset_floor(CAPACITY, seconds / 3600.0)
         if event == "drop":  # the register re-synced lower and counts on from there
             register = max(register - x * 50.0, 0.0)
             reading = register % MODULUS
-            slack += consumption_limit(CAPACITY, seconds / 3600.0)  # re-synced near zero: a reset
+            slack += reset_floor(CAPACITY, seconds / 3600.0)  # re-synced near zero: a reset
         times.append(t)
         values.append(reading)
         truth.append(use)
@@ -98,7 +102,7 @@ def test_no_interval_is_negative_or_above_capacity(steps, start):
     assert d["delta"].sum() <= limit.sum() + 1e-6  # nor the total
 
 
-@given(st.lists(st.tuples(st.integers(1, 600), st.floats(0.0, 1.0), st.sampled_from(["none", "replacement"]),
+@given(st.lists(st.tuples(SECONDS, st.floats(0.0, 1.0), st.sampled_from(["none", "replacement"]),
                           st.floats(0.0, 1.0)), min_size=2, max_size=60),
        START)
 @settings(max_examples=300, deadline=None)
@@ -118,6 +122,13 @@ def test_backward_steps_never_count_more_than_the_meter_moved(steps, start):
     readings, swaps, truth, slack = simulate(steps, start)
     d = point_deltas(readings, REF, PointAdjustments(replacements=tuple(swaps)))
     assert d["delta"].sum() <= truth.sum() + slack + 1e-6
+
+
+def test_a_step_back_after_a_long_outage_does_not_count_the_register():
+    """Two days without readings, then a value 2 kWh lower: backwards (0), not a reset of 5 008 kWh."""
+    idx = pd.DatetimeIndex(["2026-03-01T00:00Z", "2026-03-03T00:00Z", "2026-03-03T00:01Z"])
+    d = point_deltas(pd.Series([5010.0, 5008.0, 5009.0], index=idx), REF, PointAdjustments())
+    assert d["delta"].tolist() == pytest.approx([0.0, 1.0]) and d["event"].tolist() == ["backwards", ""]
 
 
 def test_the_demo_restart_does_not_count_the_register():

@@ -141,6 +141,9 @@ def test_meter_events_refuse_bad_input_naming_the_field(client):
         ({"point": "m-b-elec.total", "time": "2026-03-01", "old_final": 1, "new_initial": "NaN", "reason": "x"},
          "new_initial"),
         ({"point": "m-b-elec.total", "time": "2026-03-01", "old_final": 1, "new_initial": 0}, "reason"),
+        ({"point": "m-b-elec.total", "time": "1000-01-01", "old_final": 1, "new_initial": 0, "reason": "x"}, "time"),
+        ({"point": "m-b-elec.total", "time": "2026-03-01", "old_final": True, "new_initial": 0, "reason": "x"},
+         "old_final"),
     ]
     for body, field in cases:
         r = client.post("/api/v1/meters/replacements", json=body)
@@ -150,6 +153,36 @@ def test_meter_events_refuse_bad_input_naming_the_field(client):
     r = client.post("/api/v1/quarantine/999/correct", json={"quantity": -3, "reason": "x"})
     assert r.status_code == 400 and r.json["error"]["field"] == "quantity"
     assert client.get("/api/v1/quarantine?status=maybe").json["error"]["field"] == "status"
+
+
+def test_a_replacement_at_the_old_meters_last_reading_and_twice(app, client, park, influx_db):
+    """The natural entry: the time of the old meter's last reading. That reading is the old meter's."""
+    last_old = START + pd.Timedelta(hours=20)  # a 5-minute reading; the new register follows from 20:05
+    for t in pd.date_range(START + pd.Timedelta(hours=20, minutes=5), START + pd.Timedelta(hours=HOURS + 1),
+                           freq="5min"):
+        write_b(influx_db, park, t, 800.0 * (t - last_old) / pd.Timedelta(hours=1))
+    computed(app)
+    body = {"point": B_ELEC, "time": "2026-03-01T20:00:00", "old_final": b_reading(last_old), "new_initial": 0,
+            "reason": "exchanged right after the 20:00 reading"}
+    assert client.post("/api/v1/meters/replacements", json=body).status_code == 201
+    run_queued(app)
+    assert_expected(influx_db)
+    again = client.post("/api/v1/meters/replacements", json=body)
+    assert again.status_code == 409 and again.json["error"]["field"] == "time"
+    rec = client.get("/api/v1/meters/replacements").json[0]
+    assert client.post(f"/api/v1/meters/replacements/{rec['id']}/withdraw", json={"reason": "x"}).status_code == 200
+    twice = client.post(f"/api/v1/meters/replacements/{rec['id']}/withdraw", json={"reason": "y"})
+    assert twice.status_code == 409 and "withdrawn by" in twice.json["error"]["message"]
+
+
+def test_events_are_counted_in_the_hour_they_happen(app, client, park, influx_db):
+    write_b(influx_db, park, SPIKE_AT, b_reading(SPIKE_AT) + 1_000_000.0)
+    computed(app)
+    rows = client.get("/api/v1/meters?entity=B&period=hour&start=2026-03-01&end=2026-03-02").json["rows"]
+    events = {r["period_start"][11:16]: r["events"] for r in rows if r["point"] == B_ELEC and r["events"]}
+    assert events == {"10:00": 2}  # the two quarantined intervals, in their hour only
+    day = client.get("/api/v1/meters?entity=B&period=day&start=2026-03-01&end=2026-03-02").json["rows"]
+    assert {r["point"]: r["events"] for r in day}[B_ELEC] == 2
 
 
 def test_per_meter_figures_are_the_accounted_ones(app, client):
