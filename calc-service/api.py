@@ -96,8 +96,6 @@ def utc_text(t: pd.Timestamp) -> str:
     return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_utc = utc_text
-
 
 def _query(measurement: str, fields: str, group: list[str], entity: str, period: str,
            start: pd.Timestamp, end: pd.Timestamp, extra: str = "") -> list[dict[str, Any]]:
@@ -106,7 +104,7 @@ def _query(measurement: str, fields: str, group: list[str], entity: str, period:
     group_by = ", ".join(f'"{g}"' for g in group)
     q = (f'SELECT {fields} FROM "{db}"."{RP}"."{measurement}" WHERE "park" = \'{svc.park.park.id}\' '
          f"AND \"entity\" = '{entity}' AND \"period\" = '{period}' {extra}"
-         f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}'" + (f" GROUP BY {group_by}" if group else ""))
+         f"AND time >= '{utc_text(start)}' AND time < '{utc_text(end)}'" + (f" GROUP BY {group_by}" if group else ""))
     rows = svc.client.rows(q, epoch="ms")
     for r in rows:
         r["period_start"] = pd.Timestamp(r.pop("time"), unit="ms", tz="UTC").tz_convert(TZ).isoformat()
@@ -204,7 +202,7 @@ def flows():
     for name, fields, group in (("acc_flow", '"quantity", "tce"', '"source", "target", "carrier", "meter"'),
                                 ("acc_node", '"input_tce", "output_tce", "loss_tce"', '"node", "kind"')):
         q = (f'SELECT {fields} FROM "{db}"."{RP}"."{name}" WHERE "park" = \'{svc.park.park.id}\' '
-             f"AND \"period\" = '{period}' AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY {group}")
+             f"AND \"period\" = '{period}' AND time >= '{utc_text(start)}' AND time < '{utc_text(end)}' GROUP BY {group}")
         rows = svc.client.rows(q, epoch="ms")
         for r in rows:
             r["period_start"] = pd.Timestamp(r.pop("time"), unit="ms", tz="UTC").tz_convert(TZ).isoformat()

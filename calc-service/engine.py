@@ -69,6 +69,7 @@ class RunLog:
     changed: list[str] = field(default_factory=list)  # entity: old -> new comprehensive tce
     error: str = ""
     quarantined: list[dict] = field(default_factory=list)  # intervals above a meter's capacity
+    bulk: bool = False  # hours from the bulk read: not every reading was looked at
 
 
 class ParkCalculator:
@@ -212,6 +213,7 @@ class ParkCalculator:
             u = min(end, t + pd.Timedelta(days=1))
             q = q_all[(q_all["period"] >= t) & (q_all["period"] < u)]
             runs.append(self._write_hours(q, t, u, reason + " (bulk)", scope))
+            runs[-1].bulk = True
             t = u
         if runs:
             self._report(quarantined, runs[0])

@@ -158,13 +158,13 @@ def point_deltas(series: pd.Series, ref: PointRef, adjustments: PointAdjustments
     """Intervals of one point's readings: consumption by the counter rules (or the integrated
     rate), screened for plausibility, with the people's replacements, confirmations and
     corrections applied (:mod:`lingtan.calc.plausibility`)."""
+    capacity, step = rated_capacity(ref.meter), register_step(ref)
     if ref.point.kind is Kind.counter:
-        deltas = counter_deltas(series, canonical_modulus(ref), capacity=rated_capacity(ref.meter),
-                                step=register_step(ref), replacements=adjustments.replacements)
+        deltas = counter_deltas(series, canonical_modulus(ref), capacity=capacity, step=step,
+                                replacements=adjustments.replacements)
     else:  # a meter without a counter: integrate its rate; gaps longer than max_gap stay unknown
         deltas = rate_deltas(series, max_gap)
-    accepted = list(adjustments.confirmed) + [(c.start, c.end) for c in adjustments.corrections]
-    deltas = screen(deltas, rated_capacity(ref.meter), register_step(ref), accepted)
+    deltas = screen(deltas, capacity, step, adjustments.accepted)
     return substitute(deltas, adjustments.corrections)
 
 

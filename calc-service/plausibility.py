@@ -42,11 +42,15 @@ class PointAdjustments:
     corrections: tuple[Correction, ...] = ()
     quarantined: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()  # open quarantines, not yet decided
 
+    @property
+    def accepted(self) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+        """The ranges a person has decided on (confirmed or corrected): not screened again."""
+        return list(self.confirmed) + [(c.start, c.end) for c in self.corrections]
+
     def ranges(self) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
         """Every time range a decision, replacement or open quarantine covers: the bulk path
         recomputes these hours from every reading, as the schedule did when it found them."""
-        out = list(self.confirmed) + list(self.quarantined) + [(c.start, c.end) for c in self.corrections]
-        return out + [(r.time, r.time) for r in self.replacements]
+        return self.accepted + list(self.quarantined) + [(r.time, r.time) for r in self.replacements]
 
 
 @dataclass

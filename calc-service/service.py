@@ -130,7 +130,7 @@ class CalcService:
             for r in runs:
                 if r.period != "hour":
                     continue
-                covered = None if r.reason.endswith("(bulk)") else (r.start, r.end)
+                covered = None if r.bulk else (r.start, r.end)
                 for row in record_quarantines(s, r.quarantined, units, covered):
                     log.warning("quarantined: point %s %s..%s measured %.6g %s, capacity allows %.6g", row.point,
                                 local(row.start).isoformat(), local(row.end).isoformat(), row.measured, row.unit,

@@ -43,8 +43,8 @@ REASONS = (
 class _PointState:
     """Per-point constants (pre-computed once) and the last reading, for the hot path."""
 
-    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus", "capacity", "step",
-                 "raw", "ts_ns", "seen", "stale_reported")
+    __slots__ = ("prefix", "scale", "offset", "factor", "lo", "hi", "counter", "modulus", "canonical_modulus",
+                 "capacity", "step", "raw", "ts_ns", "seen", "stale_reported")
 
     def __init__(self, ref: PointRef, prefix: str, now: float):
         p = ref.point
@@ -55,6 +55,7 @@ class _PointState:
         self.hi = sys.float_info.max if p.valid_max is None else p.valid_max
         self.counter = p.kind is Kind.counter
         self.modulus = counters.raw_modulus(p)  # raw units, for the detail text
+        self.canonical_modulus = counters.canonical_modulus(ref)
         self.capacity = counters.rated_capacity(ref.meter)  # canonical rate unit
         self.step = counters.register_step(ref)
         self.raw: float | None = None
@@ -137,14 +138,12 @@ class PointProcessor:
 
     def _drop(self, point_id: str, st: _PointState, last: float, raw: float, ts_ns: int, value: float) -> str:
         """The data-quality line of a counter drop, classified by the one set of drop rules."""
-        modulus = st.modulus
-        previous = (last * st.scale + st.offset) * st.factor
-        canonical_mod = None if modulus is None else modulus * st.scale * st.factor
+        previous = (last * st.scale + st.offset) * st.factor  # canonical, as value
         floor = float(counters.reset_floor(st.capacity, (ts_ns - st.ts_ns) / 3.6e12, st.step))
-        kind = counters.classify_step(previous, value, canonical_mod, floor)
+        kind = counters.classify_step(previous, value, st.canonical_modulus, floor)
         detail = f"raw {last:.15g} -> {raw:.15g}"
         if kind == counters.ROLLOVER:
-            detail += f" (modulus {modulus:.15g})"
+            detail += f" (modulus {st.modulus:.15g})"
         return self.event(f"counter_{kind}", point_id, ts_ns, detail, value)
 
     def good_many(self, readings: list[tuple[str, float, int]]) -> list[str]:

@@ -16,7 +16,7 @@ from lingtan.collectors.common.quality import PointProcessor
 from lingtan.collectors.common.sink import Sink
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import Kind
-from lingtan.park.counters import REGISTER_BITS
+from lingtan.park.counters import register_step
 from lingtan.park.index import PointRef, points_by_device
 from lingtan.park.model import Park, Protocol
 from lingtan.series import COLLECTOR_STATS, line
@@ -87,8 +87,7 @@ class CollectorRuntime:
                 raw = ref.raw_value(float(value))  # canonical -> raw does not round-trip exactly:
                 # an integer register is whole; a float one is taken a few ulps low, so that the same
                 # reading again is not a step back
-                raw = round(raw) if ref.point.modbus is not None and ref.point.modbus.type in REGISTER_BITS \
-                    else raw - abs(raw) * 8 * sys.float_info.epsilon
+                raw = round(raw) if register_step(ref) else raw - abs(raw) * 8 * sys.float_info.epsilon
                 self.processors[device].seed_last(pid, raw, int(ts_ns))
                 seeded += 1
         log.info("%s: %d counter(s) resume from their last stored reading", self.name, seeded)
