@@ -12,11 +12,16 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY lingtan/ lingtan/
+# the workspace: one distribution per folder (WORKSPACE in the Makefile, docs/architecture.md)
 COPY collectors/ collectors/
 COPY calc-service/ calc-service/
 COPY auth-proxy/ auth-proxy/
+COPY notifier/ notifier/
+COPY grafana/ grafana/
+COPY influx/ influx/
+COPY tools/ tools/
 # the project and every dependency as wheels (binary wheels exist for all of them on linux x86_64/arm64)
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels . ./collectors ./calc-service ./auth-proxy ./notifier ./grafana ./influx ./tools
 
 # --------------------------------------------------------------------------- runtime
 FROM python:3.11.11-slim-bookworm
@@ -30,7 +35,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels lingtan \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels \
+      lingtan lingtan-collectors lingtan-calc lingtan-proxy lingtan-notify lingtan-grafana lingtan-influx lingtan-tools \
  && rm -rf /wheels
 
 # a fixed non-root user; its home is the state directory (a named volume in docker-compose.yml:

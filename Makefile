@@ -16,9 +16,13 @@ venv: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when pyproject.toml changed since the last successful install.
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+# The workspace: the shared core (this folder) and one distribution per service or tool folder,
+# each with its own pyproject.toml and its import name under src/ (docs/architecture.md).
+WORKSPACE := collectors calc-service auth-proxy notifier grafana influx tools
+
+# Re-install only when a pyproject.toml changed since the last successful install.
+$(STAMP): pyproject.toml $(foreach d,$(WORKSPACE),$(d)/pyproject.toml) | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]' $(foreach d,$(WORKSPACE),-e ./$(d))
 	touch $(STAMP)
 
 system-deps:
@@ -37,7 +41,7 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m lingtan.bench
+	$(PY) -m lingtan_tools.bench
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,7 @@
 # docker-compose.yml with `docker-compose config`; no Docker engine is needed or started).
 # Idempotent and silent when both are present. Uses sudo when not root.
 #
-# Lingtan never uses the packages' system services: lingtan.services starts its own instances
+# Lingtan never uses the packages' system services: lingtan_tools.stack.services starts its own instances
 # with configs from deploy/local/ and state under ./var. While installing we put a temporary
 # /usr/sbin/policy-rc.d in place (unless one exists) so the postinst scripts do not start the
 # services (only honoured by invoke-rc.d/deb-systemd-invoke; systemd itself is not touched). If

@@ -1,7 +1,7 @@
 """Session fixtures that run REAL local servers (influxd, mosquitto) on free loopback ports.
 
 Each fixture yields a small handle with ``.port``, ``.url`` and ``.instance`` (the
-:mod:`lingtan.services` object, so fault tests can ``kill()``/``stop()``/``start()`` it).
+:mod:`lingtan_tools.stack.services` object, so fault tests can ``kill()``/``stop()``/``start()`` it).
 A test that stops or kills a server must start it again before it returns.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from lingtan.services import LocalInflux, LocalMosquitto, free_port
+from lingtan_tools.stack.services import LocalInflux, LocalMosquitto, free_port
 
 INFLUX_USER = "admin"
 INFLUX_PASSWORD = "lingtan-test-pw"

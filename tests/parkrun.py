@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 
 from lingtan.influxdb import InfluxClient
-from lingtan.influxinit import init_influx
 from lingtan.park import load_park
 from lingtan.park.index import PointRef, iter_points
 from lingtan.park.model import Park
-from lingtan.services import ChildSpec, ProcessSupervisor, free_port, stop_all, supervisor_status
 from lingtan.settings import DEMO_PARK
+from lingtan_influx.provision import init_influx
+from lingtan_tools.stack.services import ChildSpec, ProcessSupervisor, free_port, stop_all, supervisor_status
 
 LINGTAN = [sys.executable, "-m", "lingtan.cli"]
 
@@ -123,7 +123,7 @@ class ParkRun:
         return out
 
     def fresh_points(self, window_s: int = 30) -> set[str]:
-        from lingtan.status import point_freshness
+        from lingtan_tools.stack.status import point_freshness
 
         return set(point_freshness(self.client, self.park, window_s=window_s))
 
@@ -169,7 +169,7 @@ def start_park_run(tmp: Path, influxd, mosquitto, *, fault_rate: float = 0.0, se
                 for p in ("opcua", "modbus", "mqtt")]
     if simulator_in_process:
         from lingtan.settings import Settings
-        from lingtan.simulate.runner import start_in_thread
+        from lingtan_tools.simulate.runner import start_in_thread
 
         settings = Settings(mqtt_port=mosquitto.port, opcua_endpoint=env["LINGTAN_OPCUA_ENDPOINT"],
                             modbus_port=int(env["LINGTAN_MODBUS_PORT"]), state_dir=state)

@@ -1,4 +1,4 @@
-"""Smoke test of the accounting benchmarks (lingtan.bench.accounting) at a tiny size.
+"""Smoke test of the accounting benchmarks (lingtan_tools.bench.accounting) at a tiny size.
 
 Checks that both bulk paths run against a real influxd and agree on the park's total, and
 that the current-hour run works on the demo park; timings belong to ``make bench``.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from lingtan.bench.accounting import current_hour, influxql_path, lingtan_path, write_year
-from lingtan.bench.stack import bench_stack
+from lingtan_tools.bench.accounting import current_hour, influxql_path, lingtan_path, write_year
+from lingtan_tools.bench.stack import bench_stack
 
 
 def test_bulk_paths_agree_and_current_hour_runs() -> None:

@@ -1,4 +1,4 @@
-"""Smoke test of the end-to-end protocol benchmarks (lingtan.bench.protocols).
+"""Smoke test of the end-to-end protocol benchmarks (lingtan_tools.bench.protocols).
 
 Each protocol runs in a tiny configuration (a few hundred values per second, a 3 s window)
 with every real process: influxd, mosquitto, the load generators and the collector. The test
@@ -12,9 +12,9 @@ import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
-from lingtan.bench.protocols import bench_protocol, result_row
-from lingtan.bench.protocols_plans import BenchConfig
-from lingtan.bench.stack import bench_stack
+from lingtan_tools.bench.protocols import bench_protocol, result_row
+from lingtan_tools.bench.protocols_plans import BenchConfig
+from lingtan_tools.bench.stack import bench_stack
 
 _TIMING = {"window_s": 3.0, "warmup_s": 0.5, "grace_s": 2.5, "startup_timeout_s": 20.0}
 TINY = {

@@ -1,9 +1,9 @@
-"""Smoke test of the auth-proxy benchmark harness (lingtan.bench.proxy): real calc-service, real proxy over
+"""Smoke test of the auth-proxy benchmark harness (lingtan_tools.bench.proxy): real calc-service, real proxy over
 TLS, real wrk. Only that it runs and every answer was a 200; the targets belong to ``make bench``."""
 
 from __future__ import annotations
 
-from lingtan.bench.proxy import proxy_stack, wrk
+from lingtan_tools.bench.proxy import proxy_stack, wrk
 
 
 def test_proxy_bench_harness_runs_without_errors() -> None:

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 import requests
 
-from lingtan.services import free_port
+from lingtan_tools.stack.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -93,13 +93,13 @@ def _hourly_bounds() -> dict[str, float]:
     counts, at its rated capacity with the overload the plausibility check allows, for one hour."""
     import datetime as dt
 
-    from lingtan.calc.accounting import AccountingOptions, coal_equivalent
-    from lingtan.calc.boundary import boundary_rules
-    from lingtan.calc.factors import FactorLibrary
     from lingtan.park import load_park
     from lingtan.park.carriers import Carrier
     from lingtan.park.counters import OVERLOAD, rated_capacity
     from lingtan.settings import DEMO_PARK
+    from lingtan_calc.core.accounting.boundary import boundary_rules
+    from lingtan_calc.core.accounting.convert import AccountingOptions, coal_equivalent
+    from lingtan_calc.core.accounting.factors import FactorLibrary
 
     park = load_park(DEMO_PARK)
     meters = {m.id: m for e in park.enterprises for u in e.units for m in u.meters}

@@ -373,9 +373,9 @@ def test_internal_network_and_the_proxy_address_grafana_trusts() -> None:
 
 
 def test_services_find_each_other_and_settings_accept_their_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lingtan.collect import collector_name
     from lingtan.park.model import Protocol
     from lingtan.settings import Settings
+    from lingtan_collectors.run import collector_name
 
     _clean_lingtan_env(monkeypatch)
     services = _config("demo")["services"]
@@ -454,11 +454,20 @@ def test_app_commands_are_lingtan_commands() -> None:
 
 
 def test_the_app_image_ships_every_lingtan_package() -> None:
-    """The Dockerfile runs `pip install .`: a subpackage missing from pyproject's explicit list is not in the image."""
+    """The Dockerfile builds wheels of the core and of every workspace folder: a distribution it leaves out,
+    or a core subpackage missing from pyproject's explicit list, is not in the image."""
     packages = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
     found = {"lingtan." + ".".join(p.parent.relative_to(ROOT / "lingtan").parts)
              for p in (ROOT / "lingtan").glob("*/**/__init__.py")}
     assert found - packages == set(), f"pyproject.toml [tool.setuptools] packages lacks {sorted(found - packages)}"
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    wheel_line = next(line for line in dockerfile.splitlines() if line.startswith("RUN pip wheel"))
+    for project in sorted(ROOT.glob("*/pyproject.toml")):
+        folder = project.parent.name
+        assert f"COPY {folder}/ {folder}/" in dockerfile and f"./{folder}" in wheel_line.split(), \
+            f"the Dockerfile does not build {folder}/"
+        name = tomllib.loads(project.read_text(encoding="utf-8"))["project"]["name"]
+        assert f" {name} " in dockerfile, f"the Dockerfile does not install {name}"
 
 
 # --------------------------------------------------------------------------- generated and mounted configs
@@ -467,7 +476,7 @@ def test_the_app_image_ships_every_lingtan_package() -> None:
 def test_telegraf_conf_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
     from lingtan.park import load_park
     from lingtan.settings import DEMO_PARK, Settings
-    from lingtan.telegraf import telegraf_config
+    from lingtan_collectors.telegraf import telegraf_config
 
     _clean_lingtan_env(monkeypatch)
     expected = telegraf_config(load_park(DEMO_PARK), Settings(**TELEGRAF_SETTINGS))
@@ -497,7 +506,7 @@ def test_grafana_gets_every_variable_its_provisioning_names() -> None:
 
 
 def test_notifier_config_is_valid_and_its_secrets_are_passed() -> None:
-    from lingtan.notify.config import parse_config
+    from lingtan_notify.config import parse_config
 
     raw = yaml.safe_load(NOTIFY_YAML.read_text(encoding="utf-8"))
     cfg = parse_config(raw, str(NOTIFY_YAML), environ={"LINGTAN_NOTIFY_TOKEN": "x" * 32})
@@ -508,7 +517,7 @@ def test_notifier_config_is_valid_and_its_secrets_are_passed() -> None:
     for secret in cfg.secret_fields():
         var = secret[1]  # (field path, environment variable name, ...)
         assert var in env, f"notify.yaml names {var}; the notifier's environment lacks it"
-    example = yaml.safe_load((ROOT / "lingtan" / "notify" / "notify.example.yaml").read_text(encoding="utf-8"))
+    example = yaml.safe_load((ROOT / "notifier" / "src" / "lingtan_notify" / "notify.example.yaml").read_text(encoding="utf-8"))
     for var in re.findall(r"'?([A-Z][A-Z0-9_]+)'?", " ".join(
             str(v) for k, v in _walk(example) if k.endswith("_env"))):
         assert var in env, f"the example notify.yaml names {var}; pass it to the notifier"
@@ -526,7 +535,7 @@ def _walk(node, key: str = ""):
 
 
 def test_influx_init_maps_the_retention_policies_lingtan_uses() -> None:
-    from lingtan.calc.derived import RP as ACCOUNTING_RP
+    from lingtan_calc.adapters.derived import RP as ACCOUNTING_RP
 
     script = INFLUX_INIT.read_text(encoding="utf-8")
     for rp in ("raw", ACCOUNTING_RP, "autogen"):

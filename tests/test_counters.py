@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lingtan.collectors.common.quality import PointProcessor
 from lingtan.park import counters
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
-from lingtan.simulate import codec
+from lingtan_collectors.common.quality import PointProcessor
+from lingtan_tools.simulate import codec
 
 PARK = """
 park: {id: t, name: t, province: 江苏, grid_region: east_china, location: {latitude: 31.5, longitude: 120.3}}

@@ -2,7 +2,7 @@
 and every variable query returns rows from InfluxDB filled by the running demo park (`lingtan up`).
 
 Grafana itself runs only in docker-compose (DEVELOPERS.md decision 3); the queries are expanded here the way
-Grafana's InfluxDB datasource expands them (lingtan.dashboards.influxql.interpolate).
+Grafana's InfluxDB datasource expands them (lingtan_grafana.influxql.interpolate).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import pytest
 import requests
 import yaml
 
-from lingtan.dashboards.build import REPO, build
-from lingtan.dashboards.influxql import DATASOURCE_UID, interpolate
 from lingtan.influxdb import InfluxClient
-from lingtan.services import free_port
 from lingtan.settings import load_settings
+from lingtan_grafana.build import REPO, build
+from lingtan_grafana.influxql import DATASOURCE_UID, interpolate
+from lingtan_tools.stack.services import free_port
 
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
 ALL = [".*"]
@@ -196,7 +196,7 @@ def test_alert_provisioning_is_complete():
 
 
 def test_thresholds_file_errors_name_the_field(tmp_path):
-    from lingtan.dashboards.alerting import load_thresholds
+    from lingtan_grafana.alerting import load_thresholds
 
     bad = tmp_path / "t.yaml"
     bad.write_text("silent_minutes: 0\n", encoding="utf-8")

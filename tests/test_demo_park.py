@@ -16,7 +16,7 @@ from lingtan.park import Park, load_park
 from lingtan.park.carriers import Carrier, ElectricityRole, Kind
 from lingtan.park.index import iter_points
 from lingtan.park.model import FlowEdge, Meter, credit_code_check_char
-from lingtan.simulate.models import ParkRates
+from lingtan_tools.simulate.models import ParkRates
 
 DEMO_PARK = Path(lingtan.__file__).parent / "data" / "demo_park.yaml"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import configparser
 
-from lingtan.dashboards.build import REPO
+from lingtan_grafana.build import REPO
 
 
 def test_grafana_ini_trusts_only_the_proxy():

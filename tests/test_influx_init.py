@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lingtan.influxdb import InfluxClient
-from lingtan.influxinit import (
+from lingtan.park.carriers import Carrier
+from lingtan_influx.provision import (
     DEFAULT_FILES_DIR,
     init_influx,
     normalize_space,
     read_statements,
     split_statements,
 )
-from lingtan.park.carriers import Carrier
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EXPECTED_RPS = {  # name -> (duration, shard group duration, default) as SHOW RETENTION POLICIES prints them

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lingtan.collectors.common.quality import PointProcessor
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
+from lingtan_collectors.common.quality import PointProcessor
 
 PARK = """
 park: {id: t, name: t, province: 江苏, grid_region: east_china, location: {latitude: 31.5, longitude: 120.3}}
@@ -140,7 +140,7 @@ def test_stale_once_per_interval(mqtt_proc):
 
 
 def test_logged_once_per_device_and_reason_per_interval(mqtt_proc, caplog):
-    with caplog.at_level(logging.WARNING, logger="lingtan.collectors.common.quality"):
+    with caplog.at_level(logging.WARNING, logger="lingtan_collectors.common.quality"):
         for _ in range(100):
             mqtt_proc.good("gas.rate", 1e6, TS)
     assert len(caplog.records) == 1

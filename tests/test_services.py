@@ -1,4 +1,4 @@
-"""Real-process tests for lingtan.services: influxd, mosquitto, the supervisor and stop_all."""
+"""Real-process tests for lingtan_tools.stack.services: influxd, mosquitto, the supervisor and stop_all."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import psutil
 import pytest
 import requests
 
-from lingtan.services import (
+from lingtan_tools.stack.services import (
     ChildSpec,
     LocalInflux,
     LocalMosquitto,

@@ -13,10 +13,10 @@ from numpy.testing import assert_allclose
 from lingtan.park import counters, load_park
 from lingtan.park.index import iter_points
 from lingtan.settings import DEMO_PARK
-from lingtan.simulate import codec, physics
-from lingtan.simulate.engine import Engine
-from lingtan.simulate.faults import FaultBook, FaultKind
-from lingtan.simulate.models import plant_key
+from lingtan_tools.simulate import codec, physics
+from lingtan_tools.simulate.engine import Engine
+from lingtan_tools.simulate.faults import FaultBook, FaultKind
+from lingtan_tools.simulate.models import plant_key
 
 TZ = "Asia/Shanghai"
 LAT, LON, ALT = 31.49, 120.31, 5.0
@@ -328,7 +328,7 @@ def test_counters_survive_a_restart_like_a_real_register(park, tmp_path):
     import asyncio
 
     from lingtan.settings import Settings
-    from lingtan.simulate.runner import Simulator, load_counter_state
+    from lingtan_tools.simulate.runner import Simulator, load_counter_state
 
     state = tmp_path / "simulator" / "counters.json"
     start = dt.datetime(2026, 6, 1, 10, 0)

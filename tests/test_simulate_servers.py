@@ -27,8 +27,8 @@ from lingtan.park import counters, load_park
 from lingtan.park.index import iter_points
 from lingtan.park.model import Park
 from lingtan.settings import DEMO_PARK, Settings
-from lingtan.simulate import Simulator, codec, start_in_thread
-from lingtan.simulate.faults import FaultKind
+from lingtan_tools.simulate import Simulator, codec, start_in_thread
+from lingtan_tools.simulate.faults import FaultKind
 
 START = dt.datetime(2025, 6, 18, 10, 0)  # a Wednesday morning, local time
 START_MS = int(dt.datetime(2025, 6, 18, 2, 0, tzinfo=dt.UTC).timestamp() * 1000)
@@ -447,7 +447,7 @@ def test_run_stops_cleanly_on_sigterm(tmp_path):
     code = (
         "import logging; logging.basicConfig(level=logging.INFO)\n"
         "from lingtan.park import load_park\nfrom lingtan.settings import DEMO_PARK, Settings\n"
-        "from lingtan.simulate import run\n"
+        "from lingtan_tools.simulate import run\n"
         f"run(load_park(DEMO_PARK), Settings(modbus_port={port}), protocols={{'modbus'}}, speed=60, fault_rate=0.01)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

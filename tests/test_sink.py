@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from lingtan.collectors.common.sink import Sink
 from lingtan.influxdb import InfluxClient
+from lingtan_collectors.common.sink import Sink
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_sigkill_loses_nothing_accepted(db, influxd, tmp_path):
     """A collector killed with lines accepted but unwritten replays them after restart."""
     script = textwrap.dedent(f"""
         import os, signal
-        from lingtan.collectors.common.sink import Sink
+        from lingtan_collectors.common.sink import Sink
         from lingtan.influxdb import InfluxClient
         client = InfluxClient({influxd.url!r}, {db.database!r}, {influxd.user!r}, {influxd.password!r})
         sink = Sink(client, {str(tmp_path)!r}, batch_size=200, retry_initial_s=0.05).start()

@@ -2,7 +2,7 @@
 
 The TOML is parsed with tomllib and, for every point, the metric Telegraf would emit is
 rebuilt from the plugin semantics (checked against the Telegraf sources, see
-lingtan/telegraf.py): measurement, tags (including the ones the plugins add and the
+collectors/src/lingtan_collectors/telegraf.py): measurement, tags (including the ones the plugins add and the
 configuration removes) and field. The result must equal lingtan.series.series_key.
 """
 
@@ -23,7 +23,7 @@ from lingtan.park.index import PointRef, iter_points
 from lingtan.park.model import Park
 from lingtan.series import SeriesKey, series_key
 from lingtan.settings import DEMO_PARK, Settings
-from lingtan.telegraf import MODBUS_BYTE_ORDER, telegraf_config
+from lingtan_collectors.telegraf import MODBUS_BYTE_ORDER, telegraf_config
 
 SETTINGS = Settings(influx_url="http://influx.example:8086", influx_db="lingtan")
 OPCUA_ID_TYPES = {"s", "i", "g"}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from lingtan.collectors.common.wal import Position, WriteAheadLog
+from lingtan_collectors.common.wal import Position, WriteAheadLog
 
 
 def test_append_read_commit_in_order(tmp_path):
@@ -79,7 +79,7 @@ def test_survives_sigkill_of_the_writing_process(tmp_path):
     """Lines appended (flushed to the OS) before SIGKILL are all there afterwards."""
     script = textwrap.dedent(f"""
         import os, signal
-        from lingtan.collectors.common.wal import WriteAheadLog
+        from lingtan_collectors.common.wal import WriteAheadLog
         wal = WriteAheadLog({str(tmp_path)!r})
         for i in range(1000):
             wal.append([f"m v={{i}} {{i}}"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lingtan.calc.app import create_app
 from lingtan.park.loader import parse_park
 from lingtan.settings import Settings
+from lingtan_calc.service.app import create_app
 from tests.calc.parks import PARK_AB
 from tests.calc.test_engine_influx import write_readings
 

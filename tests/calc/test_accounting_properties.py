@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lingtan.calc.boundary import PARK_ENTITY
-from lingtan.calc.factors import Factor, FactorLibrary
-from lingtan.calc.inventory import evaluate, parse_inventory
-from lingtan.calc.results import account
+from lingtan_calc.core.accounting.boundary import PARK_ENTITY
+from lingtan_calc.core.accounting.factors import Factor, FactorLibrary
+from lingtan_calc.core.accounting.inventory import evaluate, parse_inventory
+from lingtan_calc.core.accounting.results import account
 
 LIB = FactorLibrary.shipped()
 DENSITY = Factor(id="test.diesel.density", kind="density", subject="diesel", value=0.835, unit="kg/L",

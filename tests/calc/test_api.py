@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lingtan.calc.app import service_of
+from lingtan_calc.service.app import service_of
 from tests.calc.test_engine_influx import HOURS, START, day_expectation
 
 EXAMPLES = Path(__file__).parent / "examples"

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lingtan
-from lingtan.calc.boundary import PARK_ENTITY, boundary_rules, ledger
-from lingtan.calc.factors import Factor, FactorLibrary
-from lingtan.calc.results import account
 from lingtan.park import load_park
 from lingtan.park.carriers import Kind
+from lingtan_calc.core.accounting.boundary import PARK_ENTITY, boundary_rules, ledger
+from lingtan_calc.core.accounting.factors import Factor, FactorLibrary
+from lingtan_calc.core.accounting.results import account
 
 DEMO = load_park(Path(lingtan.__file__).parent / "data" / "demo_park.yaml")
 RULES = boundary_rules(DEMO)

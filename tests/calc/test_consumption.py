@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lingtan.calc.consumption import (
+from lingtan.park.counters import EVENT_NAMES
+from lingtan_calc.core.accounting.consumption import (
     Replacement,
     calendar_sum,
     counter_deltas,
@@ -17,7 +18,6 @@ from lingtan.calc.consumption import (
     rate_deltas,
     spread,
 )
-from lingtan.park.counters import EVENT_NAMES
 
 
 def utc(*stamps: str) -> pd.DatetimeIndex:
@@ -137,7 +137,7 @@ def test_a_meter_replacement_counts_the_old_remainder_and_the_new_start():
 
 
 def test_screen_quarantines_what_no_meter_of_that_capacity_could_deliver():
-    from lingtan.calc.plausibility import screen
+    from lingtan_calc.core.accounting.plausibility import screen
 
     s = pd.Series([0.0, 2.0, 7.0, 9.0, 9.5],
                   index=utc("2026-03-01T00:00", "2026-03-01T00:01", "2026-03-01T00:02", "2026-03-01T00:03",
@@ -152,7 +152,7 @@ def test_screen_quarantines_what_no_meter_of_that_capacity_could_deliver():
 
 
 def test_a_correction_replaces_the_metered_share_of_its_range():
-    from lingtan.calc.plausibility import Correction, substitute
+    from lingtan_calc.core.accounting.plausibility import Correction, substitute
 
     s = pd.Series([0.0, 2.0, 7.0, 9.0], index=utc("2026-03-01T00:00", "2026-03-01T00:01", "2026-03-01T00:02",
                                                  "2026-03-01T00:03"))

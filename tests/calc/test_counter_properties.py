@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lingtan.calc.consumption import Replacement
-from lingtan.calc.metered import point_deltas
-from lingtan.calc.plausibility import PointAdjustments
 from lingtan.park.counters import consumption_limit, reset_floor
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
+from lingtan_calc.adapters.metered import point_deltas
+from lingtan_calc.core.accounting.consumption import Replacement
+from lingtan_calc.core.accounting.plausibility import PointAdjustments
 
 CAPACITY = 100.0  # kW
 MODULUS = 65536.0  # uint16 register, 1 kWh per count

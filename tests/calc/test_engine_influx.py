@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lingtan.calc.boundary import PARK_ENTITY
-from lingtan.calc.engine import ParkCalculator
-from lingtan.calc.factors import FactorLibrary
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
 from lingtan.series import PointEncoder
+from lingtan_calc.core.accounting.boundary import PARK_ENTITY
+from lingtan_calc.core.accounting.factors import FactorLibrary
+from lingtan_calc.service.engine import ParkCalculator
 from tests.calc.parks import PARK_AB
 
 TZ = "Asia/Shanghai"

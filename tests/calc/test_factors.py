@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from lingtan.calc.accounting import AccountingOptions, coal_equivalent
-from lingtan.calc.factors import DATA_DIR, Factor, FactorLibrary, FactorNotFound, load_factor_file
-from lingtan.calc.units import UnitMismatch, multiplier
 from lingtan.park.carriers import Carrier
+from lingtan_calc.core.accounting.convert import AccountingOptions, coal_equivalent
+from lingtan_calc.core.accounting.factors import (
+    DATA_DIR,
+    Factor,
+    FactorLibrary,
+    FactorNotFound,
+    load_factor_file,
+)
+from lingtan_calc.core.units import UnitMismatch, multiplier
 
 D = dt.date(2026, 6, 1)
 

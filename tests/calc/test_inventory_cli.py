@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lingtan.calc.inventory import SCHEMA_PATH, inventory_schema
+from lingtan_calc.core.accounting.inventory import SCHEMA_PATH, inventory_schema
 
 EXAMPLES = Path(__file__).parent / "examples"
 
@@ -17,7 +17,7 @@ def lingtan(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_committed_schema_is_current():
-    """calc-service/data/inventory.schema.json is what `lingtan accounting schema` generates."""
+    """calc-service/src/lingtan_calc/data/inventory.schema.json is what `lingtan accounting schema` generates."""
     assert json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) == inventory_schema()
 
 
@@ -61,7 +61,7 @@ def test_the_schema_states_what_the_validator_refuses():
 
     import jsonschema
 
-    from lingtan.calc.inventory import parse_inventory
+    from lingtan_calc.core.accounting.inventory import parse_inventory
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     good = {"period_start": "2026-01-01", "period_end": "2027-01-01", "enterprises": [

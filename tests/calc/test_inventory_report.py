@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from lingtan.calc.factors import FactorLibrary
-from lingtan.calc.inventory import InventoryError, evaluate, parse_inventory
-from lingtan.calc.report import accounts_dict, significant, text_width, totals_table
+from lingtan_calc.core.accounting.factors import FactorLibrary
+from lingtan_calc.core.accounting.inventory import InventoryError, evaluate, parse_inventory
+from lingtan_calc.core.accounting.report import accounts_dict, significant, text_width, totals_table
 
 LIB = FactorLibrary.shipped()
 SOURCE = {"document": "supplier test certificate", "edition": "2026"}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lingtan.calc.app import service_of
 from lingtan.park.index import iter_points
 from lingtan.series import PointEncoder
+from lingtan_calc.service.app import service_of
 from tests.calc.test_api import computed
 from tests.calc.test_engine_influx import HOURS, START, STEAM_GJ_PER_T, day_expectation, read_totals
 

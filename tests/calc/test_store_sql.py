@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from lingtan.calc.factors import Factor
-from lingtan.calc.meter_events import (
+from lingtan.db import make_engine, session_factory
+from lingtan_calc.adapters.meter_events import (
     add_replacement,
     adjustments,
     decide,
@@ -17,7 +17,7 @@ from lingtan.calc.meter_events import (
     record_quarantines,
     withdraw_replacement,
 )
-from lingtan.calc.store import (
+from lingtan_calc.adapters.store import (
     CalcRunRow,
     ImportBatch,
     active_overrides,
@@ -26,7 +26,7 @@ from lingtan.calc.store import (
     override_history,
     production_frame,
 )
-from lingtan.db import make_engine, session_factory
+from lingtan_calc.core.accounting.factors import Factor
 
 UNITS = {"A": {"a-station"}, "B": {"b-line"}}
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lingtan.calc.boundary import PARK_ENTITY, boundary_rules, ledger
-from lingtan.calc.consumption import counter_deltas, spread
-from lingtan.calc.factors import FactorLibrary
-from lingtan.calc.inventory import evaluate, load_inventory
-from lingtan.calc.results import account
 from lingtan.park.loader import parse_park
+from lingtan_calc.core.accounting.boundary import PARK_ENTITY, boundary_rules, ledger
+from lingtan_calc.core.accounting.consumption import counter_deltas, spread
+from lingtan_calc.core.accounting.factors import FactorLibrary
+from lingtan_calc.core.accounting.inventory import evaluate, load_inventory
+from lingtan_calc.core.accounting.results import account
 from tests.calc.parks import PARK_AB
 
 EXAMPLES = Path(__file__).parent / "examples"

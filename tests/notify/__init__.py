@@ -1,1 +1,1 @@
-"""Tests of the notification bridge (lingtan.notify) against real local HTTP and SMTP servers."""
+"""Tests of the notification bridge (lingtan_notify) against real local HTTP and SMTP servers."""

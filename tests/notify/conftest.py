@@ -29,9 +29,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from waitress.server import create_server
 
-from lingtan.notify.app import bridge_of, create_app
-from lingtan.notify.config import NotifyConfig, load_config
-from lingtan.services import free_port
+from lingtan_notify.app import bridge_of, create_app
+from lingtan_notify.config import NotifyConfig, load_config
+from lingtan_tools.stack.services import free_port
 
 TOKEN = "grafana-webhook-token-0123456789abcdef"
 SMS_TOKEN = "sms-api-token-42"

@@ -1,4 +1,4 @@
-"""``lingtan notify test|check|serve``: the commands as registered by lingtan.notify.cli.register.
+"""``lingtan notify test|check|serve``: the commands as registered by lingtan_notify.cli.register.
 
 The parser is built here the way ``lingtan.cli.build_parser`` builds its ``nested`` commands, so the tests do
 not depend on the notify group being registered there yet; ``serve`` runs in a real child process.
@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from lingtan.notify.cli import register
-from lingtan.services import free_port
+from lingtan_notify.cli import register
+from lingtan_tools.stack.services import free_port
 from tests.notify.conftest import ENV, TOKEN, base_config, payload, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = """
 import argparse, logging, sys
-from lingtan.notify.cli import register
+from lingtan_notify.cli import register
 def nested(group, name, func, help_text):
     sp = group.add_parser(name, help=help_text)
     sp.add_argument("--state-dir"); sp.add_argument("--park"); sp.set_defaults(func=func)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lingtan.notify.config import ConfigError, load_config, parse_config, serve_settings
-from lingtan.notify.deliver import backoff_s, mask
-from lingtan.notify.templates import Renderer, alert_context, duration_text
+from lingtan_notify.config import ConfigError, load_config, parse_config, serve_settings
+from lingtan_notify.deliver import backoff_s, mask
+from lingtan_notify.templates import Renderer, alert_context, duration_text
 from tests.notify.conftest import ENV, FIRING_TWO, base_config, write_config
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "lingtan" / "notify" / "notify.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "notifier" / "src" / "lingtan_notify" / "notify.example.yaml"
 
 
 def _error(tmp_path: Path, raw: dict, environ: dict | None = None) -> str:

@@ -27,10 +27,10 @@ from websockets.sync.server import serve as ws_serve
 
 from lingtan.influxdb import InfluxClient
 from lingtan.park.loader import parse_park
-from lingtan.proxy import identity
-from lingtan.proxy.app import create_app, state
-from lingtan.services import free_port
 from lingtan.settings import Settings
+from lingtan_proxy import identity
+from lingtan_proxy.app import create_app, state
+from lingtan_tools.stack.services import free_port
 from tests.calc.parks import PARK_AB
 from tests.calc.test_engine_influx import HOURS, START, write_readings
 
@@ -47,8 +47,8 @@ class CalcUpstream:
 @pytest.fixture(scope="module")
 def calc_upstream(influxd, tmp_path_factory) -> Iterator[CalcUpstream]:
     """The calc-service (real, waitress in a thread) with two accounted days of park ex2."""
-    from lingtan.calc.app import create_app as create_calc
-    from lingtan.calc.app import service_of
+    from lingtan_calc.service.app import create_app as create_calc
+    from lingtan_calc.service.app import service_of
 
     tmp = tmp_path_factory.mktemp("calc")
     name = f"proxy_{int(time.time() * 1000) % 10_000_000}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lingtan.proxy import audit
-from lingtan.proxy.identity import find_user
-from lingtan.proxy.models import Role
+from lingtan_proxy import audit
+from lingtan_proxy.identity import find_user
+from lingtan_proxy.models import Role
 from tests.proxy.conftest import BASE, csrf_from, login, make_user, session_csrf, state_of
 
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import delete, text, update
 
 from lingtan.db import Base, make_engine, session_factory
-from lingtan.proxy import audit
-from lingtan.proxy.models import AuditHead, AuditRecord
+from lingtan_proxy import audit
+from lingtan_proxy.models import AuditHead, AuditRecord
 
 KEY = b"k" * 32
 
@@ -174,8 +174,8 @@ def test_exports(db):
 
 def test_cli_verify_exit_code(tmp_path):
     """`lingtan audit verify` exits 0 on an intact log and 2 after a row is altered."""
-    from lingtan.proxy.cli import _context
     from lingtan.settings import Settings
+    from lingtan_proxy.cli import _context
 
     settings = Settings(state_dir=tmp_path)
     dbf, ctx = _context(settings)

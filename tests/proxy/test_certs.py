@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
 from lingtan.db import make_engine, session_factory
-from lingtan.proxy.certs import (
+from lingtan_proxy.certs import (
     CertificateRejected,
     ParkCA,
     issue_for_user,
@@ -30,7 +30,7 @@ from lingtan.proxy.certs import (
     server_ssl_context,
     user_for_certificate,
 )
-from lingtan.proxy.models import Certificate, User
+from lingtan_proxy.models import Certificate, User
 
 FILES = ("ca.crt", "ca.key", "server.crt", "server.key", "crl.pem")
 

@@ -9,7 +9,7 @@ import sys
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from lingtan.db import make_engine, session_factory
-from lingtan.proxy.models import Certificate
+from lingtan_proxy.models import Certificate
 
 
 def lingtan(state, *args, check=True):

@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from lingtan.park.loader import parse_park
-from lingtan.proxy import views_help
+from lingtan_proxy import views_help
 from tests.proxy.conftest import BASE, login, make_user, state_of
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
-TEMPLATES = REPO / "auth-proxy" / "templates"
+TEMPLATES = REPO / "auth-proxy" / "src" / "lingtan_proxy" / "templates"
 PORTAL_PAGES = ("login", "second-factor", "password", "enrol-totp", "overview", "profile", "users", "roles", "audit",
                 "tokens", "dashboards")
 ALERTS = ("meter-silent", "data-quality", "consumption-abnormal", "daily-co2", "buffer-growing", "notifications",
@@ -125,7 +125,7 @@ def test_alert_thresholds_in_the_manual_are_the_real_ones(lang):
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_notification_example_is_a_valid_notify_config(lang):
-    config = pytest.importorskip("lingtan.notify.config")
+    config = pytest.importorskip("lingtan_notify.config")
     text = (DOCS / lang / "alerts.md").read_text(encoding="utf-8")
     block = re.search(r"```yaml\n(locale:.*?)```", text, flags=re.S).group(1)
     cfg = config.NotifyConfig.model_validate(yaml.safe_load(block))

@@ -9,12 +9,12 @@ import pyotp
 import pytest
 
 from lingtan.db import make_engine, session_factory
-from lingtan.proxy import audit, identity
-from lingtan.proxy.crypto import SecretBox
-from lingtan.proxy.models import LoginFailure, Role
-from lingtan.proxy.passwords import character_classes, policy_problems
-from lingtan.proxy.policy import PasswordPolicy, PolicyError, SecurityPolicy, load_policy
-from lingtan.proxy.rbac import (
+from lingtan_proxy import audit, identity
+from lingtan_proxy.crypto import SecretBox
+from lingtan_proxy.models import LoginFailure, Role
+from lingtan_proxy.passwords import character_classes, policy_problems
+from lingtan_proxy.policy import PasswordPolicy, PolicyError, SecurityPolicy, load_policy
+from lingtan_proxy.rbac import (
     RoleConflict,
     check_permission_set,
     ensure_builtin_roles,

@@ -16,7 +16,7 @@ import pytest
 import requests
 from websockets.sync.client import connect as ws_connect
 
-from lingtan.proxy.certs import ParkCA, issue_for_user, revoke_certificate
+from lingtan_proxy.certs import ParkCA, issue_for_user, revoke_certificate
 from tests.proxy.conftest import csrf_from, make_user, portal_login, state_of
 
 
@@ -50,7 +50,7 @@ def test_client_certificate_login_and_revocation(app, live, tmp_path):
     st = state_of(app)
     ca = ParkCA(Path(live["ca"]).parent)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         issued = issue_for_user(s, ca, find_user(s, "certuser"))
     crt, key = tmp_path / "u.crt", tmp_path / "u.key"
@@ -121,7 +121,7 @@ def test_grafana_refused_without_login_or_role(app, live):
 
 def test_role_requiring_a_certificate_refuses_totp(app, live, tmp_path):
     """A role may demand a cryptographic second factor: then only the client certificate completes login."""
-    from lingtan.proxy.models import Role, RolePermission
+    from lingtan_proxy.models import Role, RolePermission
 
     st = state_of(app)
     with st.db() as s:
@@ -136,7 +136,7 @@ def test_role_requiring_a_certificate_refuses_totp(app, live, tmp_path):
     assert r.status_code == 401
     ca = ParkCA(Path(live["ca"]).parent)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         issued = issue_for_user(s, ca, find_user(s, "dispatcher"))
     crt, key = tmp_path / "d.crt", tmp_path / "d.key"

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pyotp
 from sqlalchemy import select, update
 
-from lingtan.proxy import audit, sessions
-from lingtan.proxy.cli import create_first_admin
-from lingtan.proxy.models import LoginSession
+from lingtan_proxy import audit, sessions
+from lingtan_proxy.cli import create_first_admin
+from lingtan_proxy.models import LoginSession
 from tests.proxy.conftest import BASE, PASSWORD, csrf_from, login, make_user, session_csrf, state_of
 
 
@@ -87,7 +87,7 @@ def test_first_admin_changes_password_then_must_enrol(app, client, proxy_setting
     assert client.get("/mfa/totp/qr.svg", base_url=BASE).mimetype == "image/svg+xml"
     st = state_of(app)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user, totp_secret
+        from lingtan_proxy.identity import find_user, totp_secret
 
         secret = totp_secret(st.ctx, find_user(s, "admin"))
     r = client.post("/mfa/totp", base_url=BASE, data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(html)})
@@ -156,7 +156,7 @@ def test_disabled_user_cannot_log_in(app, client):
     acct = make_user(app, "op8", ["operator"], totp=False)
     st = state_of(app)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         find_user(s, "op8").disabled = True
         s.commit()
@@ -167,7 +167,7 @@ def test_whole_login_and_proxied_read_on_postgresql(postgres, proxy_settings):
     """The same app on PostgreSQL (docker-compose's database): login with TOTP, the raw session read, the
     identity cache and its epoch, a proxied read, the audit chain."""
     from lingtan.db import Base, make_engine
-    from lingtan.proxy.app import create_app
+    from lingtan_proxy.app import create_app
 
     engine = make_engine(postgres)
     Base.metadata.drop_all(engine)
@@ -181,7 +181,7 @@ def test_whole_login_and_proxied_read_on_postgresql(postgres, proxy_settings):
         assert r.status_code == 200 and [e["id"] for e in r.json] == ["park", "A", "B"]
     st = state_of(app)
     with st.db() as s:  # a role change bumps the epoch: the next request sees it
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         user = find_user(s, "pg.user")
         user.park_scope = False

@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from lingtan.proxy.tokens import create_token
+from lingtan_proxy.tokens import create_token
 from tests.proxy.conftest import make_user, state_of
 
 
@@ -21,7 +21,7 @@ def token(app):
     make_user(app, "fuzzer", ["api_client"], park_scope=True, totp=False)
     st = state_of(app)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         _row, clear = create_token(s, st.ctx, find_user(s, "fuzzer"), name="fuzz", enterprises=["park"],
                                    kinds=["energy", "carbon", "intensity", "realtime", "flows"], days=1,

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from lingtan.proxy import audit
-from lingtan.proxy.models import ApiToken
-from lingtan.proxy.tokens import create_token
+from lingtan_proxy import audit
+from lingtan_proxy.models import ApiToken
+from lingtan_proxy.tokens import create_token
 from tests.proxy.conftest import BASE, csrf_from, login, make_user, state_of
 
 DAY = {"period": "day", "start": "2026-03-01", "end": "2026-03-03"}
@@ -20,7 +20,7 @@ def token_for(app, owner: str, roles, *, enterprises, kinds, days=30, rate=None,
     make_user(app, owner, roles, enterprises=owner_scope or [], park_scope=park_scope, totp=False)
     st = state_of(app)
     with st.db() as s:
-        from lingtan.proxy.identity import find_user
+        from lingtan_proxy.identity import find_user
 
         row, clear = create_token(s, st.ctx, find_user(s, owner), name="gov", enterprises=enterprises, kinds=kinds,
                                   days=days, rate_per_minute=rate, all_enterprises=set(st.enterprises), ip="t")
@@ -76,7 +76,7 @@ def test_scope_kinds_and_audit(app):
 def test_token_cannot_exceed_owner_scope(app):
     make_user(app, "ent.a", ["enterprise_user"], enterprises=["A"], totp=False)
     st = state_of(app)
-    from lingtan.proxy.identity import IdentityError, find_user
+    from lingtan_proxy.identity import IdentityError, find_user
 
     with st.db() as s, pytest.raises(IdentityError, match="not within your data scope"):
         create_token(s, st.ctx, find_user(s, "ent.a"), name="x", enterprises=["B"], kinds=["energy"], days=1,
@@ -95,7 +95,7 @@ def test_expired_and_revoked_tokens_fail(app):
     assert c.get("/api/v1/energy", base_url=BASE, query_string=q, headers=bearer(clear)).status_code == 401
     tid2, clear2 = token_for(app, "gov3", ["api_client"], enterprises=["park"], kinds=["energy"], park_scope=True)
     with st.db() as s:
-        from lingtan.proxy.tokens import revoke_token
+        from lingtan_proxy.tokens import revoke_token
 
         revoke_token(s, st.ctx, s.get(ApiToken, tid2), actor="t", ip="t")
     assert c.get("/api/v1/energy", base_url=BASE, query_string=q, headers=bearer(clear2)).status_code == 401

@@ -1,0 +1,38 @@
+"""``lingtan simulate``: serve the park's points from simulated devices."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lingtan.cli import load_park_or_exit, settings_from_args
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from lingtan_tools.simulate.runner import run
+
+    settings = settings_from_args(args)
+    park = load_park_or_exit(settings)
+    start = datetime.fromisoformat(args.start) if args.start else None
+    protocols = set(args.protocols.split(",")) if args.protocols else {"opcua", "modbus", "mqtt"}
+    state = None if args.counter_state == "none" else \
+        Path(args.counter_state or settings.state_dir / "simulator" / "counters.json")
+    run(park, settings, seed=args.seed, speed=args.speed, start=start, fault_rate=args.fault_rate,
+        protocols=protocols, emit_log=Path(args.emit_log) if args.emit_log else None, counter_state=state)
+    return 0
+
+
+def register(sub, nested) -> None:
+    """Add ``simulate`` to the ``lingtan`` command."""
+    sp = nested(sub, "simulate", cmd_simulate, "serve the park's points from simulated devices (OPC UA, Modbus, MQTT)")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
+    sp.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
+    sp.add_argument("--fault-rate", type=float, default=0.0002, help="misbehaviour probability per point per tick")
+    sp.add_argument("--protocols", help="comma-separated subset of opcua,modbus,mqtt")
+    sp.add_argument("--emit-log", help="write every emitted value as JSON lines to this file")
+    sp.add_argument("--counter-state", default="",
+                    help="file the counter readings are kept in across restarts "
+                         "(default <state dir>/simulator/counters.json; 'none': start from seeded readings)")

@@ -1,0 +1,438 @@
+"""Physical models behind the demo-park simulators.
+
+Pure, vectorised functions in the style of pvlib: numpy arrays or pandas objects in,
+numpy arrays or pandas objects out, no hidden state. Randomness enters only through
+the ``innovations`` / ``z`` arguments, which the caller draws from a seeded generator
+(see :mod:`lingtan_tools.simulate.models`), so every function here is deterministic and can be
+checked against hand-computed values (tests/test_simulate_physics.py).
+
+Units are given in square brackets. Rates are in the canonical rate unit of a carrier
+(kW, m3/h, t/h, GJ/h, L/h; see :mod:`lingtan.park.carriers`); counters in the matching
+canonical counter unit (kWh, m3, t, GJ, L).
+
+This module holds the weather-driven models (noise, PV, wind, shift loads); conversion
+plants, storage, grid exchange and counters live in :mod:`lingtan_tools.simulate.plants` and are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pvlib
+from scipy.signal import lfilter
+from scipy.special import gamma, ndtr
+
+from lingtan_tools.simulate.plants import (  # noqa: F401  (re-exported: physics is the one place to look)
+    DIESEL_NCV_KWH_PER_L,
+    FLAT,
+    GJ_PER_KWH,
+    JIANGSU_TOU,
+    NCV_NATURAL_GAS,
+    PEAK,
+    STEAM_ENTHALPY_RISE,
+    VALLEY,
+    boiler_fuel,
+    chp_fuel,
+    chp_heat,
+    genset_fuel,
+    genset_test_run,
+    grid_exchange,
+    integrate_rate,
+    storage_dispatch,
+    tou_period,
+    wrap_counter,
+)
+
+ArrayLike = np.ndarray | pd.Series | float
+
+# --------------------------------------------------------------------------- noise
+
+
+def ar1_coefficient(dt_s: float, tau_s: float) -> float:
+    """Lag-one coefficient of an AR(1) process sampled every ``dt_s`` with time constant ``tau_s``.
+
+    Parameters
+    ----------
+    dt_s : float
+        Sampling step [s].
+    tau_s : float
+        Correlation time (e-folding time of the autocorrelation) [s].
+
+    Returns
+    -------
+    float
+        :math:`\\phi = e^{-\\Delta t / \\tau}`, in [0, 1).
+
+    Notes
+    -----
+    This is the exact discretisation of an Ornstein-Uhlenbeck process, so the
+    statistics of the simulated noise do not depend on the tick length.
+    """
+    if dt_s < 0 or tau_s <= 0:
+        raise ValueError(f"need dt_s >= 0 and tau_s > 0, got {dt_s}, {tau_s}")
+    return math.exp(-dt_s / tau_s)
+
+
+def ar1(innovations: np.ndarray, phi: float, x0: float = 0.0) -> np.ndarray:
+    """AR(1) recursion :math:`x_k = \\phi x_{k-1} + e_k` with :math:`x_{-1} = x_0`.
+
+    Parameters
+    ----------
+    innovations : numpy.ndarray
+        Innovations :math:`e_k` [-]. For a stationary standard-normal process draw them
+        as :math:`\\sqrt{1-\\phi^2}\\,N(0, 1)`.
+    phi : float
+        Lag-one coefficient [-], see :func:`ar1_coefficient`.
+    x0 : float, default 0
+        State before the first sample [-].
+
+    Returns
+    -------
+    numpy.ndarray
+        The process :math:`x_0 \\ldots x_{n-1}` (same length as ``innovations``).
+    """
+    e = np.asarray(innovations, dtype=float)
+    if e.size == 0:
+        return e.copy()
+    out, _ = lfilter([1.0], [1.0, -phi], e, zi=[phi * x0])
+    return np.asarray(out)
+
+
+# --------------------------------------------------------------------------- photovoltaics
+
+
+def clearsky_irradiance(
+    times: pd.DatetimeIndex,
+    latitude: float,
+    longitude: float,
+    altitude: float = 0.0,
+    model: str = "ineichen",
+) -> pd.DataFrame:
+    """Clear-sky global, direct normal and diffuse irradiance at a site.
+
+    Parameters
+    ----------
+    times : pandas.DatetimeIndex
+        Time-zone aware timestamps.
+    latitude, longitude : float
+        Site position [degrees], north and east positive.
+    altitude : float, default 0
+        Site altitude [m].
+    model : {'ineichen', 'haurwitz'}
+        'ineichen' (Ineichen and Perez 2002) uses the Linke turbidity climatology that
+        pvlib ships in ``pvlib/data/LinkeTurbidities.h5`` and works offline.
+        'haurwitz' needs no data file; its GHI is split into DNI and DHI with the Erbs
+        model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``ghi``, ``dni``, ``dhi`` [W/m2] and ``apparent_zenith``, ``azimuth`` [degrees].
+
+    References
+    ----------
+    .. [1] P. Ineichen and R. Perez, "A new airmass independent formulation for the Linke
+       turbidity coefficient", Solar Energy 73(3), 151-157, 2002.
+    .. [2] B. Haurwitz, "Insolation in relation to cloudiness and cloud density",
+       Journal of Meteorology 2, 154-166, 1945.
+    .. [3] D. G. Erbs, S. A. Klein and J. A. Duffie, "Estimation of the diffuse radiation
+       fraction for hourly, daily and monthly-average global radiation", Solar Energy
+       28(4), 293-302, 1982.
+    """
+    loc = pvlib.location.Location(latitude, longitude, altitude=altitude)
+    solpos = loc.get_solarposition(times)
+    if model == "ineichen":
+        cs = loc.get_clearsky(times, model="ineichen", solar_position=solpos)
+    elif model == "haurwitz":
+        ghi = pvlib.clearsky.haurwitz(solpos["apparent_zenith"])["ghi"]
+        split = pvlib.irradiance.erbs(ghi, solpos["zenith"], times)
+        cs = pd.DataFrame({"ghi": ghi, "dni": split["dni"], "dhi": split["dhi"]}, index=times)
+    else:
+        raise ValueError(f"unknown clear-sky model {model!r}; use 'ineichen' or 'haurwitz'")
+    out = cs[["ghi", "dni", "dhi"]].fillna(0.0).clip(lower=0.0)
+    out["apparent_zenith"] = solpos["apparent_zenith"]
+    out["azimuth"] = solpos["azimuth"]
+    return out
+
+
+def poa_global(
+    surface_tilt: float,
+    surface_azimuth: float,
+    solar_zenith: ArrayLike,
+    solar_azimuth: ArrayLike,
+    dni: ArrayLike,
+    ghi: ArrayLike,
+    dhi: ArrayLike,
+    albedo: float = 0.2,
+) -> np.ndarray:
+    """Global irradiance on a tilted plane, isotropic-sky transposition.
+
+    Parameters
+    ----------
+    surface_tilt : float
+        Panel tilt from horizontal [degrees].
+    surface_azimuth : float
+        Panel azimuth [degrees], 180 = facing south.
+    solar_zenith, solar_azimuth : array-like
+        Sun position [degrees].
+    dni, ghi, dhi : array-like
+        Direct normal, global horizontal and diffuse horizontal irradiance [W/m2].
+    albedo : float, default 0.2
+        Ground reflectance [-].
+
+    Returns
+    -------
+    numpy.ndarray
+        Plane-of-array global irradiance [W/m2], >= 0.
+
+    Notes
+    -----
+    :math:`E_{poa} = DNI \\cos\\theta + DHI (1+\\cos\\beta)/2 + GHI\\,\\rho (1-\\cos\\beta)/2`
+    with :math:`\\theta` the angle of incidence, :math:`\\beta` the tilt (Liu and Jordan 1963).
+
+    References
+    ----------
+    .. [1] B. Y. H. Liu and R. C. Jordan, "The long-term average performance of
+       flat-plate solar-energy collectors", Solar Energy 7(2), 53-74, 1963.
+    """
+    poa = pvlib.irradiance.get_total_irradiance(
+        surface_tilt, surface_azimuth, solar_zenith, solar_azimuth, dni, ghi, dhi, albedo=albedo, model="isotropic"
+    )["poa_global"]
+    return np.clip(np.nan_to_num(np.asarray(poa, dtype=float)), 0.0, None)
+
+
+def clearness_index(z: ArrayLike, mean: float = 0.75, std: float = 0.2, lower: float = 0.1, upper: float = 1.0) -> np.ndarray:
+    """Cloud attenuation factor from a standard-normal process, bounded to [lower, upper].
+
+    Parameters
+    ----------
+    z : array-like
+        Standard-normal noise (an AR(1) process for persistent clouds) [-].
+    mean, std : float
+        Mean and spread of the clear-sky index before clipping [-].
+    lower, upper : float
+        Bounds [-]; 0.1 is an overcast sky, 1 a clear sky.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`k_c = \\mathrm{clip}(\\mu + \\sigma z, lower, upper)`.
+    """
+    return np.clip(mean + std * np.asarray(z, dtype=float), lower, upper)
+
+
+def pv_power(poa: ArrayLike, capacity: float, derate: float = 0.85, clearness: ArrayLike = 1.0) -> np.ndarray:
+    """AC output of a PV plant from plane-of-array irradiance (PVWatts-style linear model).
+
+    Parameters
+    ----------
+    poa : array-like
+        Clear-sky plane-of-array irradiance [W/m2].
+    capacity : float
+        Rated (STC) power [kW].
+    derate : float, default 0.85
+        System derate: temperature, soiling, wiring, inverter losses [-].
+    clearness : array-like, default 1
+        Cloud attenuation factor, see :func:`clearness_index` [-].
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`P = C \\cdot E_{poa} k_c / 1000 \\cdot d`, clipped to [0, C] [kW].
+
+    References
+    ----------
+    .. [1] A. P. Dobos, "PVWatts Version 5 Manual", NREL/TP-6A20-62641, 2014.
+    """
+    p = capacity * np.asarray(poa, dtype=float) * np.asarray(clearness, dtype=float) / 1000.0 * derate
+    return np.clip(p, 0.0, capacity)
+
+
+# --------------------------------------------------------------------------- wind
+
+
+def weibull_wind_speed(z: ArrayLike, mean_speed: float = 6.0, shape: float = 2.0) -> np.ndarray:
+    """Map a standard-normal process onto Weibull-distributed wind speeds.
+
+    Parameters
+    ----------
+    z : array-like
+        Standard-normal noise, usually a slow AR(1) process [-].
+    mean_speed : float, default 6
+        Mean wind speed at hub height [m/s].
+    shape : float, default 2
+        Weibull shape k [-]; 2 is the Rayleigh distribution typical of inland sites.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`v = \\lambda (-\\ln(1 - \\Phi(z)))^{1/k}` with
+        :math:`\\lambda = \\bar v / \\Gamma(1 + 1/k)` [m/s].
+
+    Notes
+    -----
+    The probability-integral transform keeps the time correlation of ``z`` and gives
+    exactly Weibull marginals; ``z = 0`` maps to the median speed
+    :math:`\\lambda (\\ln 2)^{1/k}`.
+    """
+    u = np.clip(ndtr(np.asarray(z, dtype=float)), 0.0, 1.0 - 1e-12)
+    scale = mean_speed / gamma(1.0 + 1.0 / shape)
+    return scale * (-np.log1p(-u)) ** (1.0 / shape)
+
+
+def wind_power(speed: ArrayLike, capacity: float, cut_in: float = 3.0, rated: float = 12.0, cut_out: float = 25.0) -> np.ndarray:
+    """Turbine output from a cubic power curve.
+
+    Parameters
+    ----------
+    speed : array-like
+        Hub-height wind speed [m/s].
+    capacity : float
+        Rated power [kW].
+    cut_in, rated, cut_out : float
+        Cut-in, rated and cut-out wind speeds [m/s].
+
+    Returns
+    -------
+    numpy.ndarray
+        0 below ``cut_in`` and from ``cut_out`` on; :math:`C (v^3 - v_{ci}^3)/(v_r^3 - v_{ci}^3)`
+        between cut-in and rated; ``capacity`` from rated up to cut-out [kW].
+    """
+    if not 0 <= cut_in < rated < cut_out:
+        raise ValueError(f"need 0 <= cut_in < rated < cut_out, got {cut_in}, {rated}, {cut_out}")
+    v = np.asarray(speed, dtype=float)
+    ramp = capacity * (v**3 - cut_in**3) / (rated**3 - cut_in**3)
+    return np.where(v < cut_in, 0.0, np.where(v < rated, ramp, np.where(v < cut_out, capacity, 0.0)))
+
+
+# --------------------------------------------------------------------------- loads
+
+_H = np.arange(25, dtype=float)
+#: hour-of-day activity (0 = rest, 1 = full production) at knots 00:00 .. 24:00, interpolated linearly
+SHIFT_PROFILES: dict[str, np.ndarray] = {
+    "continuous": np.ones(25),
+    # three 8-hour shifts, a short dip at each hand-over (00:00, 08:00, 16:00)
+    "three_shift": np.array([0.85] + [1.0] * 7 + [0.85] + [1.0] * 7 + [0.85] + [1.0] * 7 + [0.85]),
+    # 08:00-16:00 and 16:00-24:00
+    "two_shift": np.array([0, 0, 0, 0, 0, 0, 0, 0.4, 1, 1, 1, 1, 0.85, 1, 1, 1, 0.85, 1, 1, 1, 1, 1, 1, 0.9, 0]),
+    # one day shift 08:00-17:00 with a lunch break
+    "day": np.array([0, 0, 0, 0, 0, 0, 0, 0.1, 1, 1, 1, 1, 0.6, 1, 1, 1, 1, 0.9, 0.1, 0, 0, 0, 0, 0, 0]),
+    # offices and canteens 08:30-17:30
+    "office": np.array([0, 0, 0, 0, 0, 0, 0, 0.2, 0.8, 1, 1, 1, 0.7, 0.9, 1, 1, 1, 0.8, 0.3, 0.15, 0.1, 0.05, 0, 0, 0]),
+    # street lighting, dormitories, night-time EV charging 18:00-06:00
+    "night": np.array([1, 1, 1, 1, 1, 1, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 1, 1, 1, 1, 1, 1]),
+}
+#: share of the workday activity left on weekends and public holidays
+NON_WORKDAY_FACTOR: dict[str, float] = {
+    "continuous": 0.95,
+    "three_shift": 0.7,
+    "two_shift": 0.4,
+    "day": 0.3,
+    "office": 0.15,
+    "night": 1.0,  # lights and dormitories do not take weekends off
+}
+
+
+def shift_activity(hour: ArrayLike, shift: str) -> np.ndarray:
+    """Hour-of-day activity of a shift pattern.
+
+    Parameters
+    ----------
+    hour : array-like
+        Local time of day as fractional hours [h], 0 <= hour < 24.
+    shift : str
+        One of ``continuous``, ``three_shift``, ``two_shift``, ``day``, ``office``, ``night``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Activity in [0, 1], linearly interpolated between the hourly knots of
+        :data:`SHIFT_PROFILES`.
+    """
+    try:
+        knots = SHIFT_PROFILES[shift]
+    except KeyError:
+        raise ValueError(f"unknown shift {shift!r}; use one of {sorted(SHIFT_PROFILES)}") from None
+    return np.interp(np.asarray(hour, dtype=float), _H, knots)
+
+
+def is_workday(dates: pd.DatetimeIndex | list[dt.date]) -> np.ndarray:
+    """Chinese working days, with public holidays and make-up workdays (调休).
+
+    Parameters
+    ----------
+    dates : pandas.DatetimeIndex or list of datetime.date
+        Local dates.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``chinese_calendar.is_workday`` for each date; for years the package does not
+        know (it raises NotImplementedError) Monday to Friday.
+
+    References
+    ----------
+    .. [1] 国务院办公厅关于部分节假日安排的通知 (State Council holiday notices), as
+       tabulated by the ``chinesecalendar`` package.
+    """
+    import chinese_calendar
+
+    days = [d.date() if isinstance(d, dt.datetime | pd.Timestamp) else d for d in dates]
+    cache: dict[dt.date, bool] = {}
+    out = np.empty(len(days), dtype=bool)
+    for i, day in enumerate(days):
+        if day not in cache:
+            try:
+                cache[day] = bool(chinese_calendar.is_workday(day))
+            except NotImplementedError:
+                cache[day] = day.weekday() < 5
+        out[i] = cache[day]
+    return out
+
+
+def load_power(
+    times: pd.DatetimeIndex,
+    capacity: float,
+    base: float = 0.3,
+    shift: str = "continuous",
+    peak: float = 0.9,
+    noise: ArrayLike = 0.0,
+    non_workday_factor: float | None = None,
+) -> np.ndarray:
+    """Demand of a production line, building or utility from its shift pattern.
+
+    Parameters
+    ----------
+    times : pandas.DatetimeIndex
+        Local (time-zone aware) timestamps.
+    capacity : float
+        Rated demand [canonical rate unit of the carrier, e.g. kW or m3/h].
+    base : float, default 0.3
+        Demand at rest as a fraction of capacity [-].
+    shift : str, default 'continuous'
+        Shift pattern, see :func:`shift_activity`.
+    peak : float, default 0.9
+        Demand at full activity as a fraction of capacity [-].
+    noise : array-like, default 0
+        Relative fluctuation (e.g. 0.03 x a standard-normal AR(1) process) [-].
+    non_workday_factor : float, optional
+        Activity left on weekends and public holidays; default
+        :data:`NON_WORKDAY_FACTOR` of the shift.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`C \\cdot \\mathrm{clip}((b + (p - b)\\,a(h)\\,f_d)(1 + n), 0, 1)` where
+        :math:`a(h)` is the shift activity and :math:`f_d` is 1 on working days
+        (including make-up workdays) and ``non_workday_factor`` otherwise [same unit as capacity].
+    """
+    hour = times.hour + times.minute / 60.0 + times.second / 3600.0
+    activity = shift_activity(np.asarray(hour), shift)
+    factor = NON_WORKDAY_FACTOR[shift] if non_workday_factor is None else non_workday_factor
+    day = np.where(is_workday(times), 1.0, factor)
+    level = (base + (peak - base) * activity * day) * (1.0 + np.asarray(noise, dtype=float))
+    return capacity * np.clip(level, 0.0, 1.0)
