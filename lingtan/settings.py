@@ -92,8 +92,16 @@ class Settings(BaseSettings):
         return self.state_dir / "lingtan.env"
 
 
+def state_dir_from(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The state directory: ``explicit`` when given, else ``$LINGTAN_STATE_DIR``, else ``./var``.
+
+    The one place that default is computed; every service and tool asks here.
+    """
+    return Path(str(explicit or os.environ.get("LINGTAN_STATE_DIR") or DEFAULT_STATE_DIR))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, then ``<state_dir>/lingtan.env``, then ``overrides``."""
-    state_dir = Path(str(overrides.get("state_dir") or os.environ.get("LINGTAN_STATE_DIR") or DEFAULT_STATE_DIR))
+    state_dir = state_dir_from(overrides.get("state_dir"))  # type: ignore[arg-type]
     env_file = state_dir / "lingtan.env"
     return Settings(_env_file=env_file if env_file.exists() else None, **overrides)  # type: ignore[call-arg]

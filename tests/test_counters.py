@@ -10,8 +10,8 @@ import pytest
 from lingtan.park import counters
 from lingtan.park.index import iter_points
 from lingtan.park.loader import parse_park
+from lingtan_collectors.common import codec
 from lingtan_collectors.common.quality import PointProcessor
-from lingtan_tools.simulate import codec
 
 PARK = """
 park: {id: t, name: t, province: 江苏, grid_region: east_china, location: {latitude: 31.5, longitude: 120.3}}

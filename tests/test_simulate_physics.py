@@ -13,7 +13,8 @@ from numpy.testing import assert_allclose
 from lingtan.park import counters, load_park
 from lingtan.park.index import iter_points
 from lingtan.settings import DEMO_PARK
-from lingtan_tools.simulate import codec, physics
+from lingtan_collectors.common import codec
+from lingtan_tools.simulate import physics
 from lingtan_tools.simulate.engine import Engine
 from lingtan_tools.simulate.faults import FaultBook, FaultKind
 from lingtan_tools.simulate.models import plant_key

@@ -349,7 +349,7 @@ class Subscriber:
 
 @pytest.fixture(scope="module")
 def mqtt_sim(park: Park, mosquitto: Any) -> Iterator[tuple[Any, Subscriber, Path]]:
-    """The MQTT simulator publishing to the session's mosquitto (tests/conftest.py), and a subscriber."""
+    """The MQTT simulator publishing to the session's mosquitto (tests/fixtures.py), and a subscriber."""
     sub = Subscriber(mosquitto.port)
     emit = Path(tempfile.mkdtemp()) / "emit.jsonl"
     settings = Settings(mqtt_host="127.0.0.1", mqtt_port=mosquitto.port)

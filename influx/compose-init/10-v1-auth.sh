@@ -5,7 +5,7 @@
 # active `influx` CLI config. Scripts here only run when the data volume is new.
 #
 # Lingtan talks to InfluxDB through the v1 compatibility API only (InfluxQL + user/password,
-# ../shared/reference/stack.md section 1), so 2.x needs:
+# docs/deploy.md, InfluxDB 2.x), so 2.x needs:
 #   * buckets: <raw bucket> (created by setup, DOCKER_INFLUXDB_INIT_BUCKET, retention
 #     DOCKER_INFLUXDB_INIT_RETENTION) and lingtan-accounting (the calc-service's results, kept forever);
 #   * explicit DBRP mappings (virtual ones vary by version): the collectors write without `rp`

@@ -7,6 +7,7 @@ field in the YAML document, so the loader can name its line.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
@@ -14,6 +15,7 @@ from lingtan.park.counters import REGISTER_BITS
 from lingtan.park.model import Park, Protocol
 
 Loc = tuple[Any, ...]
+Errors = list[tuple[Loc, str]]
 
 
 def _unique(items: list[Any], where: Loc, what: str) -> Iterator[tuple[Loc, str]]:
@@ -25,100 +27,134 @@ def _unique(items: list[Any], where: Loc, what: str) -> Iterator[tuple[Loc, str]
             seen[item.id] = i
 
 
+@dataclass
+class _Seen:
+    """Ids and protocol bindings met while walking the enterprises, for the checks that follow."""
+
+    unit_ids: dict[str, Loc] = field(default_factory=dict)
+    meter_ids: dict[str, Loc] = field(default_factory=dict)
+    point_ids: dict[str, Loc] = field(default_factory=dict)
+    meters: dict[str, Any] = field(default_factory=dict)
+    registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]] = field(default_factory=dict)
+    opcua_nodes: dict[tuple[str, str], str] = field(default_factory=dict)
+    mqtt_paths: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+
 def check_park(park: Park) -> list[tuple[Loc, str]]:
     """Return every cross-reference error in ``park`` (empty when consistent)."""
     errors: list[tuple[Loc, str]] = []
     errors += _unique(park.devices, ("devices",), "device")
     errors += _unique(park.enterprises, ("enterprises",), "enterprise")
     devices = {d.id: d for d in park.devices}
+    seen = _Seen()
+    errors += _enterprise_units(park, devices, seen)
+    errors += _register_overlaps(seen.registers)
+    errors += _meter_parents(seen.meters, seen.meter_ids)
+    nodes, node_errors = _topology_nodes(park, seen.unit_ids)
+    errors += node_errors
+    errors += _topology_edges(park, nodes, seen.meters)
+    return errors
 
-    unit_ids: dict[str, Loc] = {}
-    meter_ids: dict[str, Loc] = {}
-    point_ids: dict[str, Loc] = {}
-    meters = {}
-    registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]] = {}
-    opcua_nodes: dict[tuple[str, str], str] = {}
-    mqtt_paths: dict[tuple[str, str, str], str] = {}
 
+def _enterprise_units(park: Park, devices: dict[str, Any], seen: _Seen) -> Errors:
+    """Production units, meters and points: unique ids, known devices, then each point's own checks."""
+    errors: Errors = []
     for ei, ent in enumerate(park.enterprises):
         for ui, unit in enumerate(ent.units):
             uloc = ("enterprises", ei, "units", ui)
-            if unit.id in unit_ids:
+            if unit.id in seen.unit_ids:
                 errors.append(((*uloc, "id"), f"duplicate production unit id {unit.id!r}"))
-            unit_ids[unit.id] = uloc
+            seen.unit_ids[unit.id] = uloc
             for mi, meter in enumerate(unit.meters):
                 mloc = (*uloc, "meters", mi)
-                if meter.id in meter_ids:
+                if meter.id in seen.meter_ids:
                     errors.append(((*mloc, "id"), f"duplicate meter id {meter.id!r}"))
-                meter_ids[meter.id] = mloc
-                meters[meter.id] = meter
+                seen.meter_ids[meter.id] = mloc
+                seen.meters[meter.id] = meter
                 device = devices.get(meter.device)
                 if device is None:
                     errors.append(((*mloc, "device"), f"meter {meter.id!r} names unknown device {meter.device!r}"))
-                units = CARRIER_UNITS[meter.carrier]
                 for pi, point in enumerate(meter.points):
                     ploc = (*mloc, "points", pi)
-                    if point.id in point_ids:
+                    if point.id in seen.point_ids:
                         errors.append(((*ploc, "id"), f"duplicate point id {point.id!r}"))
-                    point_ids[point.id] = ploc
-                    try:
-                        units.factor(point.kind, point.unit)
-                    except KeyError:
-                        errors.append((
-                            (*ploc, "unit"),
-                            f"unit {point.unit!r} is not accepted for a {meter.carrier.value} {point.kind.value}; "
-                            f"use one of {units.accepted(point.kind)}",
-                        ))
-                    if meter.carrier is Carrier.electricity and point.role is None:
-                        errors.append(((*ploc, "role"), f"electricity point {point.id!r} must state its role"))
-                    if meter.carrier is not Carrier.electricity and point.role is not None:
-                        errors.append((
-                            (*ploc, "role"),
-                            f"point {point.id!r} has role {point.role.value!r}, but a role is only for "
-                            f"electricity points, not {meter.carrier.value}",
-                        ))
-                    if point.rollover is not None and point.kind is not Kind.counter:
-                        errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
-                    bits = REGISTER_BITS.get(point.modbus.type) if point.modbus is not None else None
-                    if point.rollover is not None and bits is not None and point.rollover > 2**bits:
-                        errors.append(((*ploc, "rollover"), f"rollover {point.rollover:g} exceeds what a "
-                                       f"{point.modbus.type} register holds (2^{bits})"))
-                    if device is None:
-                        continue
-                    if point.protocol is not device.protocol:
-                        errors.append((
-                            (*ploc, point.protocol.value),
-                            f"point {point.id!r} has a {point.protocol.value} binding but its meter's device "
-                            f"{device.id!r} speaks {device.protocol.value}",
-                        ))
-                        continue
-                    if point.protocol is Protocol.modbus:
-                        b = point.modbus
-                        assert b is not None
-                        key = (device.id, b.unit_id, b.function)
-                        registers.setdefault(key, []).append(
-                            (b.address, b.address + b.words - 1, point.id, (*ploc, "modbus", "address"))
-                        )
-                    elif point.protocol is Protocol.opcua:
-                        assert point.opcua is not None
-                        nkey = (device.id, point.opcua.node_id)
-                        if nkey in opcua_nodes:
-                            errors.append((
-                                (*ploc, "opcua", "node_id"),
-                                f"node id {point.opcua.node_id!r} already bound to point {opcua_nodes[nkey]!r}",
-                            ))
-                        opcua_nodes[nkey] = point.id
-                    else:
-                        assert point.mqtt is not None
-                        mkey = (device.id, point.mqtt.topic, point.mqtt.json_path)
-                        if mkey in mqtt_paths:
-                            errors.append((
-                                (*ploc, "mqtt", "json_path"),
-                                f"topic {point.mqtt.topic!r} path {point.mqtt.json_path!r} already bound to point "
-                                f"{mqtt_paths[mkey]!r}",
-                            ))
-                        mqtt_paths[mkey] = point.id
+                    seen.point_ids[point.id] = ploc
+                    errors += _point_unit_role_rollover(meter, point, ploc)
+                    if device is not None:
+                        errors += _point_binding(point, ploc, device, seen)
+    return errors
 
+
+def _point_unit_role_rollover(meter: Any, point: Any, ploc: Loc) -> Errors:
+    """A point's unit suits its carrier and kind, its role suits the carrier, its rollover suits kind and register."""
+    errors: Errors = []
+    units = CARRIER_UNITS[meter.carrier]
+    try:
+        units.factor(point.kind, point.unit)
+    except KeyError:
+        errors.append((
+            (*ploc, "unit"),
+            f"unit {point.unit!r} is not accepted for a {meter.carrier.value} {point.kind.value}; "
+            f"use one of {units.accepted(point.kind)}",
+        ))
+    if meter.carrier is Carrier.electricity and point.role is None:
+        errors.append(((*ploc, "role"), f"electricity point {point.id!r} must state its role"))
+    if meter.carrier is not Carrier.electricity and point.role is not None:
+        errors.append((
+            (*ploc, "role"),
+            f"point {point.id!r} has role {point.role.value!r}, but a role is only for "
+            f"electricity points, not {meter.carrier.value}",
+        ))
+    if point.rollover is not None and point.kind is not Kind.counter:
+        errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
+    bits = REGISTER_BITS.get(point.modbus.type) if point.modbus is not None else None
+    if point.rollover is not None and bits is not None and point.rollover > 2**bits:
+        errors.append(((*ploc, "rollover"), f"rollover {point.rollover:g} exceeds what a "
+                       f"{point.modbus.type} register holds (2^{bits})"))
+    return errors
+
+
+def _point_binding(point: Any, ploc: Loc, device: Any, seen: _Seen) -> Errors:
+    """The point's protocol is its device's; OPC UA nodes and MQTT paths are bound once; Modbus spans are noted."""
+    if point.protocol is not device.protocol:
+        return [(
+            (*ploc, point.protocol.value),
+            f"point {point.id!r} has a {point.protocol.value} binding but its meter's device "
+            f"{device.id!r} speaks {device.protocol.value}",
+        )]
+    errors: Errors = []
+    if point.protocol is Protocol.modbus:
+        b = point.modbus
+        assert b is not None
+        key = (device.id, b.unit_id, b.function)
+        seen.registers.setdefault(key, []).append(
+            (b.address, b.address + b.words - 1, point.id, (*ploc, "modbus", "address"))
+        )
+    elif point.protocol is Protocol.opcua:
+        assert point.opcua is not None
+        nkey = (device.id, point.opcua.node_id)
+        if nkey in seen.opcua_nodes:
+            errors.append((
+                (*ploc, "opcua", "node_id"),
+                f"node id {point.opcua.node_id!r} already bound to point {seen.opcua_nodes[nkey]!r}",
+            ))
+        seen.opcua_nodes[nkey] = point.id
+    else:
+        assert point.mqtt is not None
+        mkey = (device.id, point.mqtt.topic, point.mqtt.json_path)
+        if mkey in seen.mqtt_paths:
+            errors.append((
+                (*ploc, "mqtt", "json_path"),
+                f"topic {point.mqtt.topic!r} path {point.mqtt.json_path!r} already bound to point "
+                f"{seen.mqtt_paths[mkey]!r}",
+            ))
+        seen.mqtt_paths[mkey] = point.id
+    return errors
+
+
+def _register_overlaps(registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]]) -> Errors:
+    """No two Modbus points of one device, unit id and function code share a register."""
+    errors: Errors = []
     for (dev, unit_id, fc), spans in registers.items():
         spans.sort(key=lambda span: (span[0], span[1]))
         # compare each span with the one reaching furthest among those sorted before it; comparing only
@@ -135,39 +171,6 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
                 ))
             if reach is None or b1 > reach[1]:
                 reach = span
-
-    errors += _meter_parents(meters, meter_ids)
-
-    nodes: dict[str, int] = {}
-    for ni, node in enumerate(park.topology.nodes):
-        if node.id in nodes:
-            errors.append((("topology", "nodes", ni, "id"), f"duplicate topology node id {node.id!r}"))
-        nodes[node.id] = ni
-        if node.unit is not None and node.unit not in unit_ids:
-            errors.append((("topology", "nodes", ni, "unit"), f"node {node.id!r} names unknown production unit {node.unit!r}"))
-    for ei, edge in enumerate(park.topology.edges):
-        eloc = ("topology", "edges", ei)
-        for end, field in ((edge.source, "from"), (edge.target, "to")):
-            if end not in nodes:
-                errors.append(((*eloc, field), f"edge {edge.source}->{edge.target} points at unknown node {end!r}"))
-        meter = meters.get(edge.meter)
-        if meter is None:
-            errors.append(((*eloc, "meter"), f"edge {edge.source}->{edge.target} names unknown meter {edge.meter!r}"))
-            continue
-        if meter.carrier is not edge.carrier:
-            errors.append((
-                (*eloc, "carrier"),
-                f"edge carrier {edge.carrier.value!r} differs from meter {meter.id!r} carrier {meter.carrier.value!r}",
-            ))
-        counters = [p.id for p in meter.points if p.kind is Kind.counter]
-        if edge.point is not None:
-            if edge.point not in {p.id for p in meter.points}:
-                errors.append(((*eloc, "point"), f"meter {meter.id!r} has no point {edge.point!r}"))
-        elif len(counters) != 1:
-            errors.append((
-                (*eloc, "point"),
-                f"meter {meter.id!r} has {len(counters)} counters {counters}; name the one measuring this edge in 'point'",
-            ))
     return errors
 
 
@@ -196,4 +199,46 @@ def _meter_parents(meters: dict[str, Any], meter_ids: dict[str, Loc]) -> list[tu
                 break
             seen.add(up.id)
             up = meters.get(up.parent) if up.parent else None
+    return errors
+
+
+def _topology_nodes(park: Park, unit_ids: dict[str, Loc]) -> tuple[dict[str, int], Errors]:
+    """Topology node ids are unique and name known production units; returns the node index by id."""
+    errors: Errors = []
+    nodes: dict[str, int] = {}
+    for ni, node in enumerate(park.topology.nodes):
+        if node.id in nodes:
+            errors.append((("topology", "nodes", ni, "id"), f"duplicate topology node id {node.id!r}"))
+        nodes[node.id] = ni
+        if node.unit is not None and node.unit not in unit_ids:
+            errors.append((("topology", "nodes", ni, "unit"), f"node {node.id!r} names unknown production unit {node.unit!r}"))
+    return nodes, errors
+
+
+def _topology_edges(park: Park, nodes: dict[str, int], meters: dict[str, Any]) -> Errors:
+    """Flow edges join known nodes and are measured by a known meter of the same carrier, through one counter."""
+    errors: Errors = []
+    for ei, edge in enumerate(park.topology.edges):
+        eloc = ("topology", "edges", ei)
+        for end, field_name in ((edge.source, "from"), (edge.target, "to")):
+            if end not in nodes:
+                errors.append(((*eloc, field_name), f"edge {edge.source}->{edge.target} points at unknown node {end!r}"))
+        meter = meters.get(edge.meter)
+        if meter is None:
+            errors.append(((*eloc, "meter"), f"edge {edge.source}->{edge.target} names unknown meter {edge.meter!r}"))
+            continue
+        if meter.carrier is not edge.carrier:
+            errors.append((
+                (*eloc, "carrier"),
+                f"edge carrier {edge.carrier.value!r} differs from meter {meter.id!r} carrier {meter.carrier.value!r}",
+            ))
+        counters = [p.id for p in meter.points if p.kind is Kind.counter]
+        if edge.point is not None:
+            if edge.point not in {p.id for p in meter.points}:
+                errors.append(((*eloc, "point"), f"meter {meter.id!r} has no point {edge.point!r}"))
+        elif len(counters) != 1:
+            errors.append((
+                (*eloc, "point"),
+                f"meter {meter.id!r} has {len(counters)} counters {counters}; name the one measuring this edge in 'point'",
+            ))
     return errors

@@ -13,91 +13,57 @@ import hmac
 import json
 import logging
 import secrets
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
 from flask_login import LoginManager
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from lingtan.db import make_engine, session_factory
 from lingtan.errors import ApiError, error_body, internal_error
-from lingtan.influxdb import InfluxClient
 from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.settings import Settings, load_settings
-from lingtan_proxy import audit, sessions
+from lingtan_proxy import (
+    api,
+    audit,
+    sessions,
+    upstream,
+    views_admin,
+    views_audit,
+    views_auth,
+    views_help,
+    views_portal,
+    views_tokens,
+)
+from lingtan_proxy.certs import ParkCA, default_directory
+from lingtan_proxy.context import (
+    EXTENSION,
+    JSON_PREFIXES,
+    LOGIN_CSRF_COOKIE,
+    ProxyState,
+    state,
+    wants_json,
+)
 from lingtan_proxy.crypto import SecretBox, load_or_create_key, subkey
-from lingtan_proxy.httpclient import Upstream
 from lingtan_proxy.i18n import pick_locale, translate
 from lingtan_proxy.identity import ProxyContext
-from lingtan_proxy.models import User
+from lingtan_proxy.models import AuditRecord, User
 from lingtan_proxy.policy import SecurityPolicy, load_policy
 from lingtan_proxy.rbac import ensure_builtin_roles, permissions_of
+from lingtan_proxy.tokens import resolve_token
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOGIN_CSRF_COOKIE = "__Host-lingtan-csrf"
-JSON_PREFIXES = ("/api/", "/calc/")
 login_manager = LoginManager()
-
-
-@dataclass
-class ProxyState:
-    settings: Settings
-    policy: SecurityPolicy
-    db: sessionmaker
-    ctx: ProxyContext
-    park: Park
-    ca: Any  # lingtan_proxy.certs.ParkCA
-    enterprises: dict[str, str] = field(default_factory=dict)  # id -> name
-    _local: threading.local = field(default_factory=threading.local)
-
-    def __post_init__(self) -> None:
-        self.calc = Upstream(self.settings.calc_url)
-        self.grafana = Upstream(self.settings.grafana_url) if self.settings.grafana_url else None
-        self.session_reader = sessions.SessionReader(self.settings.sql_url)
-        self._users: dict[int, tuple[int, Any]] = {}
-        self._users_lock = threading.Lock()
-
-    @property
-    def influx(self) -> InfluxClient:
-        """This thread's InfluxDB client (realtime values and the portal overview)."""
-        client = getattr(self._local, "influx", None)
-        if client is None:
-            client = self._local.influx = InfluxClient.from_settings(self.settings)
-        return client
-
-    def cached_user(self, db, info) -> Any:
-        """The user of a complete session, loaded once per identity epoch (see models.AuthEpoch)."""
-        hit = self._users.get(info.user_id)
-        if hit is not None and hit[0] == info.epoch:
-            return hit[1]
-        # roles with their permissions, enterprises and TOTP are selectin relationships: loaded with the row,
-        # so the cached object stays readable after this request's session closes
-        user = db.get(User, info.user_id, populate_existing=True)
-        if user is not None:
-            with self._users_lock:
-                if len(self._users) > 10_000:
-                    self._users.clear()
-                self._users[info.user_id] = (info.epoch, user)
-        return user
-
-
-def state() -> ProxyState:
-    from flask import current_app
-
-    return current_app.extensions["lingtan_proxy"]
 
 
 def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | None = None,
                park: Park | None = None) -> Flask:
-    from lingtan_proxy.certs import ParkCA, default_directory
-
     settings = settings or load_settings()
     state_dir = Path(settings.state_dir)
     policy = policy or load_policy(state_dir / "security.yaml")
@@ -117,24 +83,13 @@ def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | Non
     app.json.sort_keys = False
     app.config.update(MAX_CONTENT_LENGTH=32 * 1024 * 1024, SESSION_COOKIE_SECURE=True,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict")
-    app.extensions["lingtan_proxy"] = ProxyState(settings, policy, db, ctx, park, ca,
+    app.extensions[EXTENSION] = ProxyState(settings, policy, db, ctx, park, ca,
                                                  {e.id: e.name for e in park.enterprises})
     if settings.proxy_trusted_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_trusted_hops, x_proto=1)  # type: ignore[method-assign]
     login_manager.init_app(app)
-
-    from lingtan_proxy import (
-        api,
-        upstream,
-        views_admin,
-        views_audit,
-        views_auth,
-        views_help,
-        views_portal,
-        views_tokens,
-    )
 
     for module in (views_auth, views_portal, views_admin, views_audit, views_tokens, views_help, api, upstream):
         app.register_blueprint(module.bp)
@@ -161,10 +116,6 @@ def _local_time(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def _audit_policy_change(s, ctx: ProxyContext, policy: SecurityPolicy) -> None:
     """Record the security policy in the audit log whenever it differs from the last one recorded."""
-    from sqlalchemy import select
-
-    from lingtan_proxy.models import AuditRecord
-
     current = policy.model_dump(mode="json")
     last = s.execute(select(AuditRecord.detail).where(AuditRecord.action == "config.policy")
                      .order_by(AuditRecord.seq.desc()).limit(1)).scalar_one_or_none()
@@ -180,10 +131,6 @@ def _load_user(_request):
     return getattr(g, "user", None)
 
 
-def client_ip() -> str:
-    return request.remote_addr or ""
-
-
 def _identify() -> None:
     """Set g.user (complete login or API token), g.login_session, g.pending_user, g.token, g.db and g.locale.
 
@@ -196,8 +143,6 @@ def _identify() -> None:
     g.user = g.login_session = g.token = g.pending_user = None
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer ") and request.path.startswith("/api/"):
-        from lingtan_proxy.tokens import resolve_token
-
         g.token = resolve_token(g.db, auth[7:].strip())
         if g.token is not None:
             g.user = g.token.owner
@@ -215,11 +160,6 @@ def _identify() -> None:
                     g.pending_user = user
     g.locale = pick_locale(g.user.locale if g.user else None, request.args.get("lang") or request.cookies.get("lang"),
                            request.headers.get("Accept-Language"))
-
-
-def user_row():
-    """The logged-in user as a row of this request's session (for views that change it)."""
-    return g.db.get(User, (g.user or g.pending_user).id)
 
 
 class LazySession:
@@ -300,10 +240,6 @@ def _security_headers(resp):
     if request.args.get("lang") in ("zh", "en"):
         resp.set_cookie("lang", request.args["lang"], secure=True, samesite="Lax", path="/", max_age=365 * 86400)
     return resp
-
-
-def wants_json() -> bool:
-    return request.path.startswith(JSON_PREFIXES)
 
 
 def _api_error(e: ApiError):

@@ -28,6 +28,26 @@ def _param(name: str, schema: dict[str, Any], description: str, required: bool =
 
 
 def openapi_spec(enterprises: list[str]) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": _info(),
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+        "paths": _paths(enterprises),
+        "components": _components(),
+    }
+
+
+def _info() -> dict[str, Any]:
+    return {"title": "Lingtan read API", "version": VERSION,
+            "description": "Energy, carbon and intensity of the park and its enterprises, and real-time "
+                           "values. Authenticate with 'Authorization: Bearer <API token>' (created in the "
+                           "portal) or a portal session. Every answer is limited to the caller's scope; "
+                           "every token use is audited."}
+
+
+def _query_params(enterprises: list[str]) -> dict[str, dict[str, Any]]:
+    """The query parameters of the data paths, by name (entity, period, start, end, format)."""
     entity = _param("entity", {"type": "string", "enum": ["park", *enterprises], "default": "park"},
                     "'park' or an enterprise id; must lie within the caller's scope")
     period = _param("period", {"type": "string", "enum": ["hour", "day", "month", "year"]},
@@ -35,66 +55,65 @@ def openapi_spec(enterprises: list[str]) -> dict[str, Any]:
     start = _param("start", {"type": "string"}, "first period, a date or ISO 8601 time (default: 7 days ago)")
     end = _param("end", {"type": "string"}, "end, exclusive (default: tomorrow)")
     fmt = _param("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "answer format")
+    return {"entity": entity, "period": period, "start": start, "end": end, "format": fmt}
+
+
+def _accounts(q: dict[str, dict[str, Any]], kind: str, by: list[str], summary: str) -> dict[str, Any]:
+    """A data path answering a table of accounted series (JSON or CSV), optionally broken down ``by``."""
     table = {"200": {"description": "Rows with their units", "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/Table"}},
         "text/csv": {"schema": {"type": "string"}}}}}
     common = _errors(400, 401, 403, 404, 429, 502, 503)
+    params = [q["entity"], q["period"], q["start"], q["end"], q["format"]]
+    if by:
+        params.append(_param("by", {"type": "string", "enum": by, "default": by[0]}, "breakdown"))
+    return {"get": {"summary": summary, "tags": ["data"], "parameters": params, "responses": {**table, **common},
+                    "x-data-kind": kind}}
 
-    def accounts(kind: str, by: list[str], summary: str) -> dict[str, Any]:
-        params = [entity, period, start, end, fmt]
-        if by:
-            params.append(_param("by", {"type": "string", "enum": by, "default": by[0]}, "breakdown"))
-        return {"get": {"summary": summary, "tags": ["data"], "parameters": params, "responses": {**table, **common},
-                        "x-data-kind": kind}}
 
+def _paths(enterprises: list[str]) -> dict[str, Any]:
+    q = _query_params(enterprises)
     return {
-        "openapi": "3.0.3",
-        "info": {"title": "Lingtan read API", "version": VERSION,
-                 "description": "Energy, carbon and intensity of the park and its enterprises, and real-time "
-                                "values. Authenticate with 'Authorization: Bearer <API token>' (created in the "
-                                "portal) or a portal session. Every answer is limited to the caller's scope; "
-                                "every token use is audited."},
-        "servers": [{"url": "/"}],
-        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-        "paths": {
-            "/api/v1/entities": {"get": {"summary": "The park and the enterprises the caller may read", "tags": ["data"],
-                                         "responses": {"200": {"description": "Entities", "content": {
-                                             "application/json": {"schema": {"type": "array", "items": {
-                                                 "$ref": "#/components/schemas/Entity"}}}}}, **_errors(401, 502, 503)}}},
-            "/api/v1/energy": accounts("energy", ["total", "carrier"],
-                                       "Comprehensive energy consumption [tce] (GB/T 2589), or by carrier"),
-            "/api/v1/carbon": accounts("carbon", ["total", "source", "meter"],
-                                       "CO₂ emissions [tCO2], scope 1 and 2, location- and market-based"),
-            "/api/v1/intensity": accounts("intensity", [], "Intensity indicators (per output, per value added)"),
-            "/api/v1/realtime": {"get": {
-                "summary": "The newest reading of every meter of the entity (last 10 minutes)", "tags": ["data"],
-                "parameters": [entity, fmt], "x-data-kind": "realtime",
-                "responses": {"200": {"description": "Readings", "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Realtime"}},
-                    "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 401, 403, 404, 429, 503)}}},
-        },
-        "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"},
-                                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__Host-lingtan"}},
-            "schemas": {
-                "Error": _error(),
-                "Entity": {"type": "object", "required": ["id", "name", "type"], "properties": {
-                    "id": {"type": "string"}, "name": {"type": "string"},
-                    "type": {"type": "string", "enum": ["park", "enterprise"]}}},
-                "Table": {"type": "object", "required": ["entity", "period", "start", "end", "units", "rows"],
-                          "properties": {"entity": {"type": "string"}, "period": {"type": "string"},
-                                         "start": {"type": "string"}, "end": {"type": "string"},
-                                         "units": {"type": "object"}, "by": {"type": "string"},
-                                         "rows": {"type": "array", "items": {"type": "object", "required": ["period_start"],
-                                                                             "properties": {"period_start": {"type": "string"}}}}}},
-                "Realtime": {"type": "object", "required": ["entity", "window", "rows"], "properties": {
-                    "entity": {"type": "string"}, "window": {"type": "string"},
-                    "rows": {"type": "array", "items": {"type": "object", "required": [
-                        "enterprise", "meter", "point", "carrier", "value", "value_unit", "time"], "properties": {
-                        "enterprise": {"type": "string"}, "unit": {"type": "string"}, "meter": {"type": "string"},
-                        "point": {"type": "string"}, "carrier": {"type": "string"}, "role": {"type": "string"},
-                        "value": {"type": "number", "nullable": True}, "value_unit": {"type": "string"},
-                        "time": {"type": "string"}}}}}},
-            },
+        "/api/v1/entities": {"get": {"summary": "The park and the enterprises the caller may read", "tags": ["data"],
+                                     "responses": {"200": {"description": "Entities", "content": {
+                                         "application/json": {"schema": {"type": "array", "items": {
+                                             "$ref": "#/components/schemas/Entity"}}}}}, **_errors(401, 502, 503)}}},
+        "/api/v1/energy": _accounts(q, "energy", ["total", "carrier"],
+                                    "Comprehensive energy consumption [tce] (GB/T 2589), or by carrier"),
+        "/api/v1/carbon": _accounts(q, "carbon", ["total", "source", "meter"],
+                                    "CO₂ emissions [tCO2], scope 1 and 2, location- and market-based"),
+        "/api/v1/intensity": _accounts(q, "intensity", [], "Intensity indicators (per output, per value added)"),
+        "/api/v1/realtime": {"get": {
+            "summary": "The newest reading of every meter of the entity (last 10 minutes)", "tags": ["data"],
+            "parameters": [q["entity"], q["format"]], "x-data-kind": "realtime",
+            "responses": {"200": {"description": "Readings", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Realtime"}},
+                "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 401, 403, 404, 429, 503)}}},
+    }
+
+
+def _components() -> dict[str, Any]:
+    return {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"},
+                            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "__Host-lingtan"}},
+        "schemas": {
+            "Error": _error(),
+            "Entity": {"type": "object", "required": ["id", "name", "type"], "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "type": {"type": "string", "enum": ["park", "enterprise"]}}},
+            "Table": {"type": "object", "required": ["entity", "period", "start", "end", "units", "rows"],
+                      "properties": {"entity": {"type": "string"}, "period": {"type": "string"},
+                                     "start": {"type": "string"}, "end": {"type": "string"},
+                                     "units": {"type": "object"}, "by": {"type": "string"},
+                                     "rows": {"type": "array", "items": {"type": "object", "required": ["period_start"],
+                                                                         "properties": {"period_start": {"type": "string"}}}}}},
+            "Realtime": {"type": "object", "required": ["entity", "window", "rows"], "properties": {
+                "entity": {"type": "string"}, "window": {"type": "string"},
+                "rows": {"type": "array", "items": {"type": "object", "required": [
+                    "enterprise", "meter", "point", "carrier", "value", "value_unit", "time"], "properties": {
+                    "enterprise": {"type": "string"}, "unit": {"type": "string"}, "meter": {"type": "string"},
+                    "point": {"type": "string"}, "carrier": {"type": "string"}, "role": {"type": "string"},
+                    "value": {"type": "number", "nullable": True}, "value_unit": {"type": "string"},
+                    "time": {"type": "string"}}}}}},
         },
     }

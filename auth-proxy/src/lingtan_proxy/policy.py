@@ -3,7 +3,7 @@
 Typed and validated at start-up from ``<state_dir>/security.yaml`` (optional; every key has a default).
 The defaults follow GB/T 22239-2019 level 2 (8.1.4.1 identity authentication) as assessors apply it:
 8+ characters from 3 of 4 classes, change every 90 days, lock after 5 failures, 15-minute idle timeout
-(../shared/reference/stack.md section 8.1). A value weaker than that floor is refused, not clamped.
+(docs/security.md, the GB/T 22239-2019 mapping). A value weaker than that floor is refused, not clamped.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class TokenPolicy(_Strict):
 
 
 class AuditPolicy(_Strict):
-    # Cybersecurity Law art. 21(3): network logs kept at least six months (stack.md 8.3)
+    # Cybersecurity Law art. 21(3): network logs kept at least six months (docs/security.md, audit log)
     retention_days: int = Field(180, ge=180)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from lingtan.settings import Settings
+from lingtan_proxy.app import create_app
+from lingtan_proxy.certs import ParkCA, default_directory, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,6 @@ class ProxyServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        from lingtan_proxy.certs import ParkCA, default_directory, server_ssl_context
-
         s = self.settings
         ca = ParkCA.ensure(default_directory(Path(s.state_dir)))
         cert = s.proxy_tls_cert or ca.server_cert_path
@@ -49,8 +49,6 @@ class ProxyServer(BaseApplication):
             self.cfg.set(key_, value)
 
     def load(self):
-        from lingtan_proxy.app import create_app
-
         self._app = create_app(self.settings)
         return self._app
 

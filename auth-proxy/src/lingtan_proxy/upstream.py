@@ -2,7 +2,7 @@
 
 Grafana: the proxy sets ``X-WEBAUTH-USER``/``-NAME``/``-EMAIL``/``-ROLE`` from RBAC and always strips
 every identity header a client sent (X-WEBAUTH-*, X-Lingtan-*, Remote-*, X-Forwarded-*, Authorization),
-because Grafana believes them (stack.md section 2). WebSocket upgrades (Grafana Live) are tunnelled.
+because Grafana believes them (Grafana docs, "Configure auth proxy authentication"; docs/security.md). WebSocket upgrades (Grafana Live) are tunnelled.
 Grafana's own login, basic auth and anonymous access are off in ``grafana/grafana.ini``, and Grafana's port
 is reachable only from the proxy.
 
@@ -22,7 +22,8 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from lingtan_proxy.app import LOGIN_CSRF_COOKIE, ApiError, client_ip, state
+from lingtan.uploads import uploaded_table
+from lingtan_proxy.context import LOGIN_CSRF_COOKIE, ApiError, client_ip, state
 from lingtan_proxy.guards import deny, require
 from lingtan_proxy.rbac import PARK, enterprise_scope, grafana_role, permissions_of
 from lingtan_proxy.sessions import COOKIE, mark_grafana_audited
@@ -227,8 +228,6 @@ def _rows_enterprises() -> set[str]:
     """Enterprises named by an import (JSON rows or an uploaded CSV/XLSX); the raw body stays cached."""
     body = request.get_data(cache=True)  # form parsing below reads the cached copy; the original is forwarded
     if request.path.endswith("/import"):
-        from lingtan_calc.service.api import uploaded_table
-
         rows, _name, _payload = uploaded_table()
         return {str(r.get("enterprise", "")) for r in rows}
     try:

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from sqlalchemy import func, select
 
 from lingtan_proxy import identity, sessions
-from lingtan_proxy.app import client_ip, state
+from lingtan_proxy.context import client_ip, state
 from lingtan_proxy.guards import deny, require
 from lingtan_proxy.identity import IdentityError
 from lingtan_proxy.models import Certificate, Role, RolePermission, User, UserRole

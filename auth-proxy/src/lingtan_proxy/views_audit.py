@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from lingtan_proxy import audit
-from lingtan_proxy.app import ApiError, client_ip, state
+from lingtan_proxy.context import ApiError, client_ip, state
 from lingtan_proxy.guards import require
 
 bp = Blueprint("audit", __name__)

@@ -13,8 +13,8 @@ import segno
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from lingtan_proxy import identity, sessions
-from lingtan_proxy.app import client_ip, state, user_row
 from lingtan_proxy.audit import utcnow
+from lingtan_proxy.context import client_ip, state, user_row
 from lingtan_proxy.i18n import translate
 from lingtan_proxy.passwords import password_expired
 from lingtan_proxy.rbac import certificate_required, mfa_required

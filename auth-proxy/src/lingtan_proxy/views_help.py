@@ -26,6 +26,8 @@ from pathlib import Path
 from flask import Blueprint, abort, g, redirect, render_template, send_from_directory
 from werkzeug.security import safe_join
 
+from lingtan_proxy.context import state
+
 log = logging.getLogger(__name__)
 bp = Blueprint("help", __name__)
 
@@ -124,16 +126,12 @@ def build_manual(out_dir: Path, *, force: bool = False, config: Path | None = No
 
 
 def site_dir() -> Path:
-    from lingtan_proxy.app import state
-
     return Path(state().settings.state_dir).resolve() / SITE_DIR
 
 
 def manual_config() -> Path:
     """The manual's mkdocs.yml: the setting ``manual_config`` when there is one (an image that ships docs/ and
     mkdocs.yml outside the package), else the repository's."""
-    from lingtan_proxy.app import state
-
     return Path(getattr(state().settings, "manual_config", None) or MKDOCS_YML)
 
 

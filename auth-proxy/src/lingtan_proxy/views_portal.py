@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from lingtan_proxy import identity, sessions
 from lingtan_proxy.api import SOURCE_ROLES, allowed_entities, overview_data
-from lingtan_proxy.app import client_ip, state, user_row
+from lingtan_proxy.context import client_ip, state, user_row
 from lingtan_proxy.guards import require
 from lingtan_proxy.models import Certificate
 from lingtan_proxy.rbac import PARK, permissions_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from lingtan_proxy.app import client_ip, state
 from lingtan_proxy.audit import utcnow
+from lingtan_proxy.context import client_ip, state
 from lingtan_proxy.guards import require
 from lingtan_proxy.identity import IdentityError
 from lingtan_proxy.models import ApiToken

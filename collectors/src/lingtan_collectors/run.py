@@ -10,6 +10,8 @@ import threading
 from lingtan.park.model import Park, Protocol
 from lingtan.settings import Settings
 from lingtan_collectors.common.runtime import CollectorRuntime
+from lingtan_collectors.plugin import CollectorPlugin
+from lingtan_collectors.plugins import PLUGINS
 
 log = logging.getLogger(__name__)
 
@@ -26,30 +28,22 @@ def run_collector(protocol: Protocol, park: Park, settings: Settings) -> None:
     runtime.start()
     log.info("%s: %d device(s), %d point(s), writing to %s db=%s", runtime.name, len(runtime.devices),
              sum(len(p) for p in runtime.points.values()), settings.influx_url, settings.influx_db)
+    plugin = PLUGINS[protocol]
     try:
-        if protocol is Protocol.mqtt:
-            from lingtan_collectors.mqtt.collector import run_mqtt
-
+        if plugin.blocking:
             stop = threading.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-            run_mqtt(runtime, stop)
+            plugin.run(runtime, stop)
         else:
-            asyncio.run(_run_async(protocol, runtime))
+            asyncio.run(_run_async(plugin, runtime))
     finally:
         runtime.stop()
 
 
-async def _run_async(protocol: Protocol, runtime: CollectorRuntime) -> None:
+async def _run_async(plugin: CollectorPlugin, runtime: CollectorRuntime) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if protocol is Protocol.opcua:
-        from lingtan_collectors.opcua.collector import run_opcua
-
-        await run_opcua(runtime, stop)
-    else:
-        from lingtan_collectors.modbus.collector import run_modbus
-
-        await run_modbus(runtime, stop)
+    await plugin.run(runtime, stop)

@@ -32,137 +32,32 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections import defaultdict
 
 from lingtan.park.carriers import Carrier
 from lingtan.park.index import PointRef, points_by_device
-from lingtan.park.model import ModbusDevice, MqttDevice, OpcUaDevice, Park
-from lingtan.series import point_field, point_tags
+from lingtan.park.model import ModbusDevice, OpcUaDevice, Park
 from lingtan.settings import Settings
+from lingtan_collectors.common.telegraf import PLUGIN_TAGS, _duration, _is_identity, _kv, _native_modbus_scale
+from lingtan_collectors.modbus.telegraf import MODBUS_BYTE_ORDER
+from lingtan_collectors.plugins import plugin_for
+
+__all__ = ["MIN_TELEGRAF", "MODBUS_BYTE_ORDER", "PLUGIN_TAGS", "telegraf_config"]
 
 #: oldest Telegraf release the generated file works with (OPC UA ``namespace_uri`` came in 1.37)
 MIN_TELEGRAF = "1.37"
-#: tags that each input plugin adds itself and the generated file removes with tagexclude
-PLUGIN_TAGS = {"opcua": ("id",), "modbus": ("name", "slave_id", "type"), "mqtt": ()}
 #: outage the in-memory buffer must bridge before Telegraf starts dropping the oldest metrics
 BUFFER_OUTAGE_S = 900
 #: assumed publishing interval of an MQTT point (the park model has none) for buffer sizing
 MQTT_ASSUMED_INTERVAL_S = 5.0
-#: the value of the OPC UA ``Quality`` field for a good reading (StatusOK)
-OPCUA_GOOD = "OK (0x0)"
-#: monitored-item settings of the OPC UA collector (collectors/src/lingtan_collectors/opcua/collector.py: sampling
-#: interval 0 = as fast as the server samples, a server-side queue of 1000 values per item)
-OPCUA_MONITORING = {"sampling_interval": "0s", "queue_size": 1000, "discard_oldest": True}
-MODBUS_REGISTER = {3: "holding", 4: "input"}
-#: our (word_order, byte_order) -> Telegraf byte_order. word_order "little" = low word first
-#: (pymodbus ``word_order="little"`` reverses the registers); byte_order "little" = the two
-#: bytes inside each register swapped. Telegraf: ABCD big endian, CDAB = words swapped
-#: (binaryLSWBE), BADC = bytes swapped in each word (binaryMSWLE), DCBA = little endian.
-#: For 16-bit types Telegraf looks at the byte order only (ABCD/CDAB vs DCBA/BADC).
-MODBUS_BYTE_ORDER = {
-    ("big", "big"): "ABCD",
-    ("little", "big"): "CDAB",
-    ("big", "little"): "BADC",
-    ("little", "little"): "DCBA",
-}
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-# --------------------------------------------------------------------------- TOML output
-
-
-def _toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_str(key)
-
-
-def _toml(value: object) -> str:
-    """A TOML value: string, bool, int, finite float, list or inline table."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be written to the Telegraf configuration")
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_str(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML form for {type(value).__name__}")
-
-
-def _kv(indent: int, **items: object) -> list[str]:
-    return [" " * indent + f"{_toml_key(k)} = {_toml(v)}" for k, v in items.items()]
-
-
-def _duration(seconds: float) -> str:
-    """Telegraf duration string: whole seconds as "5s", anything else in milliseconds."""
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{max(1, round(seconds * 1000))}ms"
 
 
 # --------------------------------------------------------------------------- mapping
-
-
-def _tags(ref: PointRef) -> dict[str, str]:
-    """The point's schema tags, without empty values (which line protocol cannot carry)."""
-    tags = {k: v for k, v in sorted(point_tags(ref).items()) if v != ""}
-    clash = set(tags) & set(PLUGIN_TAGS[ref.protocol.value])
-    if clash:
-        raise ValueError(
-            f"point {ref.id}: tag(s) {sorted(clash)} collide with tags the Telegraf {ref.protocol.value} "
-            "plugin adds itself and the generated configuration removes; rename the point tag"
-        )
-    return tags
-
-
-def _is_identity(ref: PointRef) -> bool:
-    return ref.point.scale == 1.0 and ref.point.offset == 0.0 and ref.to_canonical == 1.0
-
-
-def _native_modbus_scale(ref: PointRef) -> bool:
-    """True when Telegraf's modbus ``scale`` alone reproduces the point's conversion exactly.
-
-    Telegraf computes ``float64(raw) * scale``; the collectors ``(raw * scale + 0.0) * 1.0``,
-    which is the same double when the offset is 0 and the unit factor is 1.
-    """
-    return ref.point.offset == 0.0 and ref.to_canonical == 1.0
 
 
 def _needs_starlark(ref: PointRef) -> bool:
     if ref.point.modbus is not None:
         return not _native_modbus_scale(ref)
     return not _is_identity(ref)
-
-
-def _parse_node_id(node_id: str) -> tuple[str, str]:
-    """``ns=2;s=Foo`` -> ("s", "Foo"): identifier type and identifier; the index is dropped."""
-    if node_id.startswith("ns="):
-        node_id = node_id.split(";", 1)[1]
-    id_type, identifier = node_id.split("=", 1)
-    return id_type, identifier
 
 
 def _points_per_second(park: Park) -> float:
@@ -292,123 +187,6 @@ def _processors(refs: list[PointRef]) -> list[str]:
     return lines
 
 
-def _opcua(device: OpcUaDevice, refs: list[PointRef], settings: Settings) -> list[str]:
-    lines: list[str] = []
-    step = device.max_nodes_per_connection
-    chunks = [refs[i:i + step] for i in range(0, len(refs), step)]
-    interval = _duration(device.publishing_interval_ms / 1000)
-    for n, chunk in enumerate(chunks, 1):
-        lines += [
-            f"# OPC UA device {device.id}: subscription (not polling), connection {n} of {len(chunks)}",
-            f"# (max_nodes_per_connection = {device.max_nodes_per_connection}).",
-            "# Mapping: one group per carrier, group name = measurement; one node per point,",
-            "# node name = field (total/rate), default_tags = the point's tags. Nodes are addressed",
-            "# by the device's namespace URI, as the collector does: it resolves the URI to the",
-            "# server's current index and ignores any ns= in the park file. The plugin adds",
-            "# an `id` tag and a `Quality` field, both removed below; readings whose status is not",
-            "# Good are dropped (metricpass), as the collectors drop them (data_quality bad_status).",
-            "# Monitoring: sampling interval 0 and a queue of 1000 values per node, as the collector.",
-            "[[inputs.opcua_listener]]",
-            *_kv(2, name="opcua_listener", endpoint=device.endpoint or settings.opcua_endpoint,
-                 connect_timeout="10s", request_timeout="5s", subscription_interval=interval,
-                 security_policy="None", security_mode="None", auth_method="Anonymous",
-                 timestamp="source"),
-            f"  metricpass = '{_cel_quality_good()}'",
-            *_kv(2, fieldexclude=["Quality"], tagexclude=list(PLUGIN_TAGS["opcua"])),
-        ]
-        by_carrier: dict[str, list[PointRef]] = defaultdict(list)
-        for ref in chunk:
-            by_carrier[ref.carrier.value].append(ref)
-        for carrier in sorted(by_carrier):
-            lines += [
-                "  [[inputs.opcua_listener.group]]",
-                *_kv(4, name=carrier),
-            ]
-            for ref in by_carrier[carrier]:
-                assert ref.point.opcua is not None
-                id_type, identifier = _parse_node_id(ref.point.opcua.node_id)
-                lines += [
-                    f"    # point {ref.id}",
-                    "    [[inputs.opcua_listener.group.nodes]]",
-                    *_kv(6, name=point_field(ref), namespace_uri=device.namespace_uri, identifier_type=id_type,
-                         identifier=identifier, default_tags=_tags(ref), monitoring_params=OPCUA_MONITORING),
-                ]
-        lines.append("")
-    return lines
-
-
-def _cel_quality_good() -> str:
-    return f'fields.Quality == "{OPCUA_GOOD}"'
-
-
-def _modbus(device: ModbusDevice, refs: list[PointRef], settings: Settings) -> list[str]:
-    host = device.host or settings.modbus_host
-    port = device.port or settings.modbus_port
-    lines = [
-        f"# Modbus device {device.id}: polled every {device.poll_interval_s:g} s. One request per point:",
-        "# request tags apply to all fields of a request and every point has its own `point`",
-        "# tag, so points cannot share a request (one read of 1-4 registers each). The plugin's",
-        "# own tags (name, slave_id, type) are removed. scale = the point's scale when that alone",
-        "# is exact (offset 0, unit factor 1), else 1.0 and processors.starlark converts.",
-        "# output = FLOAT64 keeps the field a float like the collectors' (integers otherwise).",
-        "[[inputs.modbus]]",
-        *_kv(2, name=device.id, controller=f"tcp://{host}:{port}", timeout=_duration(device.timeout_s),
-             interval=_duration(device.poll_interval_s), configuration_type="request",
-             tagexclude=list(PLUGIN_TAGS["modbus"])),
-    ]
-    for ref in refs:
-        b = ref.point.modbus
-        assert b is not None
-        scale = float(ref.point.scale) if _native_modbus_scale(ref) else 1.0
-        field = {"address": b.address, "name": point_field(ref), "type": b.type.upper(), "scale": scale,
-                 "output": "FLOAT64"}
-        lines += [
-            f"  # point {ref.id}: word order {b.word_order}, byte order {b.byte_order}",
-            "  [[inputs.modbus.request]]",
-            *_kv(4, slave_id=b.unit_id, register=MODBUS_REGISTER[b.function],
-                 byte_order=MODBUS_BYTE_ORDER[(b.word_order, b.byte_order)], measurement=ref.carrier.value,
-                 fields=[field]),
-            "    [inputs.modbus.request.tags]",
-            *_kv(6, **_tags(ref)),
-        ]
-    lines.append("")
-    return lines
-
-
-def _mqtt(device: MqttDevice, refs: list[PointRef], park: Park, settings: Settings) -> list[str]:
-    host = device.host or settings.mqtt_host
-    port = device.port or settings.mqtt_port
-    login = ({"username": "${LINGTAN_MQTT_USERNAME}", "password": "${LINGTAN_MQTT_PASSWORD}"}
-             if settings.mqtt_username else {})
-    lines = [
-        f"# MQTT device {device.id}: one plugin instance (one MQTT session) per point. Telegraf",
-        "# can only add constant tags per plugin instance (json_v2 takes tags from the payload",
-        "# only), and points on the same topic differ in their `point` tag. QoS 1 with a",
-        "# persistent session: the broker keeps messages while Telegraf is down.",
-        f"# Timestamp: the payload's `{device.timestamp_path}` (epoch milliseconds), as the collectors use it.",
-        "",
-    ]
-    for ref in refs:
-        b = ref.point.mqtt
-        assert b is not None
-        lines += [
-            f"# point {ref.id}",
-            "[[inputs.mqtt_consumer]]",
-            *_kv(2, servers=[f"tcp://{host}:{port}"], topics=[b.topic], topic_tag="", qos=1,
-                 persistent_session=True, client_id=f"lingtan-{park.park.id}-{ref.id}",
-                 max_undelivered_messages=1000, **login, data_format="json_v2"),
-            "  [[inputs.mqtt_consumer.json_v2]]",
-            *_kv(4, measurement_name=ref.carrier.value, timestamp_path=device.timestamp_path,
-                 timestamp_format="unix_ms"),
-            "    [[inputs.mqtt_consumer.json_v2.field]]",
-            *_kv(6, path=b.json_path, rename=point_field(ref), type="float"),
-            "  [inputs.mqtt_consumer.tags]",
-            *_kv(4, **_tags(ref)),
-            "",
-        ]
-    return lines
-
-
 def telegraf_config(park: Park, settings: Settings) -> str:
     """The complete telegraf.conf (TOML) for ``park``.
 
@@ -437,10 +215,5 @@ def telegraf_config(park: Park, settings: Settings) -> str:
         refs = refs_by_device[device.id]
         if not refs:
             continue
-        if isinstance(device, OpcUaDevice):
-            lines += _opcua(device, refs, settings)
-        elif isinstance(device, ModbusDevice):
-            lines += _modbus(device, refs, settings)
-        else:
-            lines += _mqtt(device, refs, park, settings)
+        lines += plugin_for(device).telegraf_inputs(device, refs, park, settings)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,6 +1,6 @@
 """InfluxQL targets for grafana-foundation-sdk, and Grafana's macro expansion for the tests.
 
-grafana-foundation-sdk has no InfluxDB query builder (stack.md section 4); this is the documented
+grafana-foundation-sdk 0.0.18 has no InfluxDB query builder (docs/dashboards.md); this is the documented
 custom-query extension. :func:`interpolate` expands ``$timeFilter``, ``$__interval`` and template
 variables the way Grafana's InfluxDB datasource does, so that the tests can run every panel query
 against a real InfluxDB.

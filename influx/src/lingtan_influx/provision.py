@@ -298,13 +298,7 @@ def init_influx(
         authentication enabled but no users and no admin credentials were given.
     """
     statements = read_statements(files_dir, client.database)
-    version = client.ping()
-    if version != "unknown" and not version.startswith("1."):
-        raise InfluxError(
-            f"InfluxDB at {client.url} is version {version}: `lingtan influx init` provisions InfluxDB 1.x only "
-            "(2.x: create the bucket and a DBRP mapping; 3.x: the database is created on first write)",
-            retryable=False,
-        )
+    version = _require_influxdb_1(client)
     log = [f"server: {client.url} (InfluxDB {version})"]
     if admin_user:
         client = dataclasses.replace(client, username=admin_user, password=admin_password or "")
@@ -314,22 +308,53 @@ def init_influx(
     cq_cache: dict[str, dict[str, str]] = {}
     for stmt in statements:
         try:
-            if m := _CREATE_DB.match(stmt.text):
-                log.append(_apply_database(client, stmt, unquote_ident(m.group(1))))
-            elif m := _CREATE_RP.match(stmt.text):
-                log.append(_apply_retention_policy(client, stmt, unquote_ident(m.group(2)), unquote_ident(m.group(3))))
-            elif m := _CREATE_CQ.match(stmt.text):
-                name, database = unquote_ident(m.group(1)), unquote_ident(m.group(2))
-                if database not in cq_cache:
-                    cq_cache[database] = _continuous_queries(client, database)
-                declared_cqs.setdefault(database, set()).add(name)
-                log.append(_apply_continuous_query(client, stmt, name, database, cq_cache[database]))
-            else:
-                client.query(stmt.oneline, database="")
-                log.append(f"ran: {stmt.oneline[:120]}")
+            log.append(_apply_statement(client, stmt, declared_cqs, cq_cache))
         except InfluxError as exc:
             raise InfluxError(f"{stmt.source}: {exc}", status=exc.status, retryable=exc.retryable) from exc
 
+    log += _drop_undeclared_cqs(client, declared_cqs, cq_cache)
+    return log
+
+
+def _require_influxdb_1(client: InfluxClient) -> str:
+    """The server's version; raises unless it is InfluxDB 1.x (or does not say)."""
+    version = client.ping()
+    if version != "unknown" and not version.startswith("1."):
+        raise InfluxError(
+            f"InfluxDB at {client.url} is version {version}: `lingtan influx init` provisions InfluxDB 1.x only "
+            "(2.x: create the bucket and a DBRP mapping; 3.x: the database is created on first write)",
+            retryable=False,
+        )
+    return version
+
+
+def _apply_statement(
+    client: InfluxClient, stmt: Statement, declared_cqs: dict[str, set[str]], cq_cache: dict[str, dict[str, str]]
+) -> str:
+    """Run one statement idempotently (see the module docstring); returns its log line.
+
+    Continuous queries are noted in ``declared_cqs`` by database; ``cq_cache`` holds each database's
+    ``SHOW CONTINUOUS QUERIES``, read once.
+    """
+    if m := _CREATE_DB.match(stmt.text):
+        return _apply_database(client, stmt, unquote_ident(m.group(1)))
+    if m := _CREATE_RP.match(stmt.text):
+        return _apply_retention_policy(client, stmt, unquote_ident(m.group(2)), unquote_ident(m.group(3)))
+    if m := _CREATE_CQ.match(stmt.text):
+        name, database = unquote_ident(m.group(1)), unquote_ident(m.group(2))
+        if database not in cq_cache:
+            cq_cache[database] = _continuous_queries(client, database)
+        declared_cqs.setdefault(database, set()).add(name)
+        return _apply_continuous_query(client, stmt, name, database, cq_cache[database])
+    client.query(stmt.oneline, database="")
+    return f"ran: {stmt.oneline[:120]}"
+
+
+def _drop_undeclared_cqs(
+    client: InfluxClient, declared_cqs: dict[str, set[str]], cq_cache: dict[str, dict[str, str]]
+) -> list[str]:
+    """Drop the ``lingtan_*`` continuous queries that the files no longer declare."""
+    log: list[str] = []
     for database, names in declared_cqs.items():
         for name in sorted(set(cq_cache[database]) - names):
             if name.startswith(MANAGED_CQ_PREFIX):

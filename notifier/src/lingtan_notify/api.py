@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lingtan.errors import ApiError
-from lingtan_notify.app import Bridge, bridge_of
+from lingtan_notify.bridge import Bridge, bridge_of
 from lingtan_notify.queue import STATES
 
 bp = Blueprint("notify_api", __name__, url_prefix="/api/v1")

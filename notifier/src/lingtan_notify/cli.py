@@ -1,7 +1,9 @@
 """``lingtan notify``: serve the bridge, check its config, send a test message.
 
 Registered into ``lingtan`` by :func:`register`. The config file is ``--config``, else
-``$LINGTAN_NOTIFY_CONFIG``, else ``<state_dir>/notify.yaml``.
+``$LINGTAN_NOTIFY_CONFIG``, else ``<state_dir>/notify.yaml``. Project modules are imported inside
+the commands: every ``lingtan`` command builds this parser, and only ``notify …`` needs Flask,
+SQLAlchemy and Jinja2.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def sample_payload(enterprise: str | None, severity: str, status: str, locale: s
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
     """Send one test alert to the recipients it routes to, now and once each; exit 1 if any send failed."""
-    from lingtan_notify.app import plan_deliveries
+    from lingtan_notify.bridge import plan_deliveries
     from lingtan_notify.deliver import DeliveryError, Dispatcher, mask
     from lingtan_notify.queue import Claimed
     from lingtan_notify.templates import Renderer

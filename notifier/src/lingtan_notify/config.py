@@ -28,6 +28,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lingtan.settings import load_settings
+from lingtan_notify.templates import Renderer, TemplateConfigError
 
 Channel = Literal["sms", "email", "dingtalk", "wecom"]
 Locale = Literal["zh", "en"]
@@ -38,6 +43,7 @@ _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8095
+ENV_PREFIX = "LINGTAN_NOTIFY_"
 
 
 class ConfigError(ValueError):
@@ -339,8 +345,6 @@ def parse_config(raw: Any, source: str = "notify.yaml", environ: Mapping[str, st
             names = ", ".join("providers." + ("smtp" if c == "email" else c) for c in missing)
             raise ConfigError(f"{source}: recipients.{where}.channels = {list(group.channels)!r}: "
                               f"no provider configured for {', '.join(missing)} ({names})")
-    from lingtan_notify.templates import Renderer, TemplateConfigError
-
     try:
         Renderer(cfg).check()
     except TemplateConfigError as exc:
@@ -364,6 +368,39 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> NotifyC
 # --------------------------------------------------------------------------- the service's environment
 
 
+class ServeEnv(BaseSettings):
+    """The service's own environment variables, ``LINGTAN_NOTIFY_<FIELD>``; an empty value counts as unset
+    (except the port, which must then be a number)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    host: str = DEFAULT_HOST
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535)
+    config: Path | None = None  # None: <state_dir>/notify.yaml
+    database_url: str | None = None  # None: the platform's database
+
+    @field_validator("host", "config", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        if v == "":
+            raise PydanticUseDefault()
+        return v
+
+    @field_validator("port", mode="wrap")
+    @classmethod
+    def _tcp_port(cls, v: Any, handler: Any) -> int:
+        try:  # what int() takes: pydantic alone would also take "8095.0"
+            return handler(int(v) if isinstance(v, str) else v)
+        except ValueError:
+            raise PydanticCustomError("tcp_port", "not a TCP port (1-65535)") from None
+
+
+def _from_mapping(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Every field of :class:`ServeEnv` from ``environ`` (its default if absent). Given for every field, the
+    constructor's values win over the process environment, which pydantic-settings reads as well."""
+    return {name: environ.get(ENV_PREFIX + name.upper(), field.default) for name, field in ServeEnv.model_fields.items()}
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """Where ``lingtan notify serve`` listens, which config it reads and where it keeps its queue."""
@@ -376,18 +413,16 @@ class ServeSettings:
 
 def serve_settings(environ: Mapping[str, str] | None = None, state_dir: Path | None = None) -> ServeSettings:
     """``LINGTAN_NOTIFY_HOST`` (127.0.0.1), ``LINGTAN_NOTIFY_PORT`` (8095), ``LINGTAN_NOTIFY_CONFIG``
-    (``<state_dir>/notify.yaml``) and ``LINGTAN_NOTIFY_DATABASE_URL`` (the platform's database)."""
-    from lingtan.settings import load_settings
+    (``<state_dir>/notify.yaml``) and ``LINGTAN_NOTIFY_DATABASE_URL`` (the platform's database).
 
-    env = os.environ if environ is None else environ
+    Read from ``environ`` alone if given, else from the process environment; the state directory and
+    the platform database are the platform's settings (:mod:`lingtan.settings`)."""
     settings = load_settings(**({"state_dir": state_dir} if state_dir else {}))
-    raw_port = env.get("LINGTAN_NOTIFY_PORT", str(DEFAULT_PORT))
     try:
-        port = int(raw_port)
-        if not 1 <= port <= 65535:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"LINGTAN_NOTIFY_PORT = {raw_port!r}: not a TCP port (1-65535)") from None
-    config = env.get("LINGTAN_NOTIFY_CONFIG") or str(Path(settings.state_dir) / "notify.yaml")
-    return ServeSettings(host=env.get("LINGTAN_NOTIFY_HOST") or DEFAULT_HOST, port=port, config_path=Path(config),
-                         database_url=env.get("LINGTAN_NOTIFY_DATABASE_URL") or settings.sql_url)
+        env = ServeEnv() if environ is None else ServeEnv(**_from_mapping(environ))
+    except ValidationError as exc:  # e.g. "LINGTAN_NOTIFY_PORT = 'http': not a TCP port (1-65535)"
+        raise ConfigError("; ".join(f"{ENV_PREFIX}{str(e['loc'][0]).upper()} = {e['input']!r}: {e['msg']}"
+                                    for e in exc.errors(include_url=False))) from None
+    return ServeSettings(host=env.host, port=env.port,
+                         config_path=env.config or Path(settings.state_dir) / "notify.yaml",
+                         database_url=env.database_url or settings.sql_url)

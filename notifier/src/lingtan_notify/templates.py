@@ -12,15 +12,13 @@ built-in ones below. Every template sees one alert (:func:`alert_context`): ``st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-
-if TYPE_CHECKING:
-    from lingtan_notify.config import NotifyConfig
 
 KINDS = ("sms", "email_subject", "email_body", "robot")
 SEVERITY_NAMES = {
@@ -167,6 +165,59 @@ SAMPLE_ALERT: dict[str, Any] = {
 }
 
 
+class SmsBodyConfig(Protocol):
+    """What the templates read of the SMS provider (``providers.sms`` in ``notify.yaml``)."""
+
+    @property
+    def body(self) -> Mapping[str, Any]: ...
+
+    @property
+    def sign(self) -> str: ...
+
+
+class ProvidersConfig(Protocol):
+    @property
+    def sms(self) -> SmsBodyConfig | None: ...
+
+
+class TemplateConfig(Protocol):
+    """The settings the templates read; :class:`lingtan_notify.config.NotifyConfig` has them all.
+
+    Declared here so that this module needs nothing from the config module (which compiles the
+    templates at load time). Read-only properties, so a frozen model satisfies it.
+    """
+
+    @property
+    def locale(self) -> str: ...
+
+    @property
+    def timezone(self) -> str: ...
+
+    @property
+    def severity_label(self) -> str: ...
+
+    @property
+    def enterprise_label(self) -> str: ...
+
+    @property
+    def default_severity(self) -> str: ...
+
+    @property
+    def severity_names(self) -> Mapping[str, Mapping[str, str]]: ...
+
+    @property
+    def enterprise_names(self) -> Mapping[str, str]: ...
+
+    @property
+    def sms_max_chars(self) -> int: ...
+
+    @property
+    def templates(self) -> Mapping[Any, Any]: ...  # locale -> object with an attribute per KINDS entry
+
+    @property
+    def providers(self) -> ProvidersConfig: ...
+
+
 class TemplateConfigError(ValueError):
     """A template does not compile or fails on a sample alert; the message names ``templates.<locale>.<kind>``."""
 
@@ -200,7 +251,7 @@ def duration_text(seconds: float, locale: str) -> str:
     return ("" if locale == "zh" else " ").join(parts)
 
 
-def alert_context(alert: dict[str, Any], payload: dict[str, Any], cfg: NotifyConfig) -> dict[str, Any]:
+def alert_context(alert: dict[str, Any], payload: dict[str, Any], cfg: TemplateConfig) -> dict[str, Any]:
     """The locale-independent variables of one Grafana alert (see the module docstring)."""
     tz = ZoneInfo(cfg.timezone)
     labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
@@ -230,7 +281,7 @@ def alert_context(alert: dict[str, Any], payload: dict[str, Any], cfg: NotifyCon
 class Renderer:
     """Compiles the templates of ``cfg`` once; renders messages and SMS-provider request bodies."""
 
-    def __init__(self, cfg: NotifyConfig):
+    def __init__(self, cfg: TemplateConfig):
         self.cfg = cfg
         self.env = SandboxedEnvironment(undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                                         autoescape=False)
@@ -238,7 +289,7 @@ class Renderer:
         self._compiled: dict[tuple[str, str], Template] = {}
         self._values: dict[str, Template] = {}
         for locale, defaults in DEFAULTS.items():
-            own = cfg.templates.get(locale)  # type: ignore[call-overload]
+            own = cfg.templates.get(locale)
             for kind in KINDS:
                 source = (getattr(own, kind) if own else None) or defaults[kind]
                 try:

@@ -222,22 +222,6 @@ def production_frame(session: Session) -> pd.DataFrame:
     return pd.concat([df, park[df.columns]], ignore_index=True)
 
 
-def read_table(payload: bytes, filename: str) -> list[dict[str, Any]]:
-    """Rows of a CSV (UTF-8, with or without BOM) or XLSX upload; the first row is the header."""
-    import io
-
-    name = filename.lower()
-    if name.endswith(".xlsx"):
-        df = pd.read_excel(io.BytesIO(payload), dtype=object, engine="openpyxl")
-    elif name.endswith(".csv"):
-        df = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    else:
-        raise ValueError(f"{filename}: expected a .csv or .xlsx file")
-    df.columns = [str(c).strip() for c in df.columns]
-    return [{k: (None if (isinstance(v, float) and pd.isna(v)) else v) for k, v in row.items()}
-            for row in df.to_dict(orient="records")]
-
-
 class CalcRunRow(Base):
     """A calculation run that changed something, or was asked for (recalculation, factor change)."""
 

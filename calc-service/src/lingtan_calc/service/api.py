@@ -16,21 +16,20 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from lingtan.errors import ApiError
+from lingtan.uploads import uploaded_table
 from lingtan_calc.adapters.derived import RP, TOTAL_FIELDS
 from lingtan_calc.adapters.store import (
     add_override,
     import_activity,
     import_production,
     override_history,
-    read_table,
 )
 from lingtan_calc.core.accounting.boundary import PARK_ENTITY
 from lingtan_calc.core.accounting.factors import Factor
 from lingtan_calc.core.accounting.inventory import InventoryError, evaluate, parse_inventory
 from lingtan_calc.core.accounting.report import TOTAL_UNITS, accounts_dict, factor_dict
-from lingtan_calc.service.app import service_of
 from lingtan_calc.service.openapi import openapi_spec
-from lingtan_calc.service.scheduler import affected_range
+from lingtan_calc.service.scheduler import affected_range, service_of
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TZ = "Asia/Shanghai"
@@ -332,18 +331,6 @@ def activity_rows(kind: str):
     if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
         raise ApiError(400, "bad_json", 'expected {"rows": [{enterprise, period_type, period_start, ...}]}', "rows")
     return _import(kind, body["rows"], "api", json.dumps(body, sort_keys=True).encode())
-
-
-def uploaded_table() -> tuple[list[dict], str, bytes]:
-    """(rows, file name, bytes) of the CSV or XLSX file in this request's form field ``file``."""
-    f = request.files.get("file")
-    if f is None or not f.filename:
-        raise ApiError(400, "file_required", "upload a CSV or XLSX file in the form field 'file'", "file")
-    payload = f.read()
-    try:
-        return read_table(payload, f.filename), f.filename, payload
-    except Exception as exc:  # unreadable spreadsheet: name the file
-        raise ApiError(400, "unreadable_file", f"{f.filename}: {exc}", "file") from None
 
 
 @bp.post("/<any(production, process, green):kind>/import")

@@ -19,7 +19,11 @@ from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.settings import Settings, load_settings
 from lingtan_calc.core.accounting.factors import FactorNotFound
-from lingtan_calc.service.scheduler import CalcService
+from lingtan_calc.service.api import bp as api_bp
+from lingtan_calc.service.api_meters import bp as meters_bp
+from lingtan_calc.service.scheduler import CalcService, service_of
+
+__all__ = ["create_app", "service_of"]
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +40,6 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     service = CalcService(settings, park, client, sessions)
     app.extensions["lingtan_calc"] = service
 
-    from lingtan_calc.service.api import bp as api_bp
-    from lingtan_calc.service.api_meters import bp as meters_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(meters_bp)
@@ -57,5 +59,3 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     return app
 
 
-def service_of(app: Flask) -> CalcService:
-    return app.extensions["lingtan_calc"]

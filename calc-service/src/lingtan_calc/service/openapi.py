@@ -44,145 +44,192 @@ def openapi_spec() -> dict[str, Any]:
                  "description": "Energy (GB/T 2589-2020) and carbon (GB/T 32150/32151) accounting of the park: "
                                 "derived series, factor library, recalculation, offline inventories, production "
                                 "data. Every value comes with its unit; every carbon figure with its factors."},
-        "paths": {
-            "/api/v1/health": _get("service status and the last scheduled cycle", []),
-            "/api/v1/entities": _get("the park and its enterprises with their units", []),
-            "/api/v1/energy": _get("comprehensive energy consumption (综合能耗) in tce, or by carrier",
-                                   [_ENTITY, _PERIOD, _START, _END, _q("by", "total or carrier", enum=["total", "carrier"])]),
-            "/api/v1/carbon": _get("CO2 by scope (location- and market-based), by source or by meter",
-                                   [_ENTITY, _PERIOD, _START, _END,
-                                    _q("by", "total, source or meter", enum=["total", "source", "meter"])]),
-            "/api/v1/intensities": _get("单位产品/产值/增加值 energy and carbon intensities",
-                                        [_ENTITY, _q("period", "period", enum=["day", "month", "year"], default="month"),
-                                         _START, _END]),
-            "/api/v1/flows": _get("energy flow per topology edge and conversion-node losses", [_PERIOD, _START, _END]),
-            "/api/v1/factors": {
-                **_get("the factor library with provenance (shipped and park overrides)",
-                       [_q("kind", "factor kind"), _q("subject", "carrier, fuel, gas or material")]),
-                "post": {"summary": "add a park override (recorded with author and reason); recalculates the "
-                                    "periods it applies to",
-                         "requestBody": {"required": True, "content": {"application/json": {
-                             "schema": {"$ref": "#/components/schemas/Factor"}}}},
-                         "responses": {"201": {"description": "stored; the recalculation job"}, "400": _ERROR,
-                                       "409": _ERROR}}},
-            "/api/v1/factors/history": _get("every override ever recorded, with author, time and reason",
-                                            [_q("factor_id", "only this factor id")]),
-            "/api/v1/recalc": {
-                **_get("recent recalculation jobs", []),
-                "post": {"summary": "recalculate a range (hours, then the days, months and years they touch)",
-                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                             "type": "object", "required": ["start", "end", "reason"],
-                             "properties": {"start": {"type": "string"}, "end": {"type": "string"},
-                                            "reason": {"type": "string"},
-                                            "scope": {"type": "string", "description":
-                                                      "an enterprise id or park: only its series are "
-                                                      "rewritten (the park is always computed together)"}}}}}},
-                         "responses": {"202": {"description": "the job"}, "400": _ERROR}}},
-            "/api/v1/recalc/{job_id}": {"get": {"summary": "one job with its runs and what changed",
-                                                "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                                                "schema": {"type": "string"}}],
-                                                "responses": {"200": {"description": "the job"}, "404": _ERROR}}},
-            "/api/v1/accounting/evaluate": {"post": {
-                "summary": "account an offline inventory (same results as the metered path, with every factor)",
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Inventory"}}}},
-                "responses": {"200": {"description": "totals, carriers, sources, intensities, factors"},
-                              "400": _ERROR, "422": _ERROR}}},
-            "/api/v1/production": {"post": {
-                "summary": "record production data (output, output value, value added) per enterprise and period",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"rows": {"type": "array", "items": {
-                        "$ref": "#/components/schemas/ProductionRow"}}}}}}},
-                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
-            "/api/v1/process": {"post": {
-                "summary": "record process activities (material in t, calcination fraction) per enterprise and period",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"rows": {"type": "array", "items": {
-                        "$ref": "#/components/schemas/ProcessRow"}}}}}}},
-                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
-            "/api/v1/green": {"post": {
-                "summary": "record green-power contracts and GECs claimed per enterprise and period (market-based)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"rows": {"type": "array", "items": {
-                        "$ref": "#/components/schemas/GreenRow"}}}}}}},
-                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
-            "/api/v1/meters": _get("each energy point's consumption per period, as accounted (acc_point)",
-                                   [_ENTITY, _PERIOD, _START, _END, _q("carrier", "only this carrier")]),
-            "/api/v1/meters/replacements": {
-                **_get("meter replacements, with author and reason (withdrawn ones too)",
-                       [_q("point", "only this point")]),
-                "post": {"summary": "record a meter replacement: the old register's final and the new one's "
-                                    "first reading [canonical unit of the carrier]; recalculates its interval",
-                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                             "type": "object", "required": ["point", "time", "old_final", "new_initial", "reason"],
-                             "properties": {"point": {"type": "string", "description": "a counter point id"},
-                                            "time": {"type": "string", "description": "ISO 8601; no zone = "
-                                                     "Asia/Shanghai; not in the future"},
-                                            "old_final": {"type": "number", "minimum": 0},
-                                            "new_initial": {"type": "number", "minimum": 0},
-                                            "reason": {"type": "string", "minLength": 1}}}}}},
-                         "responses": {"201": {"description": "stored; the recalculation job"}, "400": _ERROR}}},
-            "/api/v1/meters/replacements/{id}/withdraw": {"post": {
-                "summary": "withdraw a replacement recorded in error (kept, marked withdrawn); recalculates",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
-                "responses": {"200": {"description": "withdrawn; the recalculation job"}, "400": _ERROR,
-                              "404": _ERROR}}},
-            "/api/v1/quarantine": _get("intervals whose consumption exceeds the meter's capacity, and their "
-                                       "decisions", [_ENTITY, _q("status", "open, confirmed, corrected or cleared",
-                                                                 enum=["open", "confirmed", "corrected", "cleared"])]),
-            "/api/v1/quarantine/{id}/{action}": {"post": {
-                "summary": "confirm (the measured value counts) or correct (quantity counts instead) a quarantined "
-                           "interval; recalculates its hours, days, months and years",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                               {"name": "action", "in": "path", "required": True,
-                                "schema": {"enum": ["confirm", "correct"]}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["reason"], "properties": {
-                        "reason": {"type": "string"},
-                        "quantity": {"type": "number", "minimum": 0,
-                                     "description": "correct only: the interval's consumption [canonical unit]"}}}}}},
-                "responses": {"200": {"description": "decided; the recalculation job"}, "400": _ERROR,
-                              "404": _ERROR}}},
-            "/api/v1/production/import": {"post": {
-                "summary": "import production data from a CSV or XLSX file (all rows or none); "
-                           "/api/v1/process/import and /api/v1/green/import take the same form",
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
-                "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
-        },
-        "components": {"schemas": {
-            **defs,
-            "Inventory": inv,
-            "Factor": factor,
-            "ProductionRow": {"type": "object", "required": ["enterprise", "period_start"], "properties": {
-                "enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
-                "period_start": {"type": "string", "format": "date"}, "product": {"type": "string"},
-                "quantity": {"type": "number", "minimum": 0}, "product_unit": {"type": "string"},
-                "production_unit": {"type": "string"},
-                "output_value": {"type": "number", "minimum": 0, "description": "总产值 [万元]"},
-                "value_added": {"type": "number", "minimum": 0, "description": "增加值 [万元]"}}},
-            "ProcessRow": {"type": "object", "required": ["enterprise", "period_start", "material", "quantity"],
-                           "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
-                                          "period_start": {"type": "string", "format": "date"},
-                                          "material": {"type": "string", "description": "e.g. CaCO3"},
-                                          "quantity": {"type": "number", "minimum": 0, "description": "[t]"},
-                                          "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                                          "production_unit": {"type": "string"}}},
-            "GreenRow": {"type": "object", "required": ["enterprise", "period_start", "instrument", "reference"],
-                         "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
-                                        "period_start": {"type": "string", "format": "date"},
-                                        "instrument": {"enum": ["green_power_contract", "gec"]},
-                                        "reference": {"type": "string"}, "kwh": {"type": "number", "minimum": 0},
-                                        "certificates": {"type": "number", "minimum": 0,
-                                                         "description": "GECs, 1 000 kWh each"}}},
-            "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
-                "field": {"type": "string"},
-                "id": {"type": "string", "description": "internal errors only: the id under which the "
-                                                        "service log holds the details"}}}}},
-        }},
+        "paths": {**_series_paths(), **_factor_paths(), **_recalc_paths(), **_input_paths(),
+                  **_meter_paths(), **_quarantine_paths(), **_import_paths()},
+        "components": {"schemas": _component_schemas(defs, inv, factor)},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas
     return json.loads(json.dumps(spec).replace('"#/$defs/', '"#/components/schemas/'))
+
+
+def _series_paths() -> dict[str, Any]:
+    """Service status, entities and the derived series (energy, carbon, intensities, flows)."""
+    return {
+        "/api/v1/health": _get("service status and the last scheduled cycle", []),
+        "/api/v1/entities": _get("the park and its enterprises with their units", []),
+        "/api/v1/energy": _get("comprehensive energy consumption (综合能耗) in tce, or by carrier",
+                               [_ENTITY, _PERIOD, _START, _END, _q("by", "total or carrier", enum=["total", "carrier"])]),
+        "/api/v1/carbon": _get("CO2 by scope (location- and market-based), by source or by meter",
+                               [_ENTITY, _PERIOD, _START, _END,
+                                _q("by", "total, source or meter", enum=["total", "source", "meter"])]),
+        "/api/v1/intensities": _get("单位产品/产值/增加值 energy and carbon intensities",
+                                    [_ENTITY, _q("period", "period", enum=["day", "month", "year"], default="month"),
+                                     _START, _END]),
+        "/api/v1/flows": _get("energy flow per topology edge and conversion-node losses", [_PERIOD, _START, _END]),
+    }
+
+
+def _factor_paths() -> dict[str, Any]:
+    """The factor library and its override history."""
+    return {
+        "/api/v1/factors": {
+            **_get("the factor library with provenance (shipped and park overrides)",
+                   [_q("kind", "factor kind"), _q("subject", "carrier, fuel, gas or material")]),
+            "post": {"summary": "add a park override (recorded with author and reason); recalculates the "
+                                "periods it applies to",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/Factor"}}}},
+                     "responses": {"201": {"description": "stored; the recalculation job"}, "400": _ERROR,
+                                   "409": _ERROR}}},
+        "/api/v1/factors/history": _get("every override ever recorded, with author, time and reason",
+                                        [_q("factor_id", "only this factor id")]),
+    }
+
+
+def _recalc_paths() -> dict[str, Any]:
+    """Recalculation jobs."""
+    return {
+        "/api/v1/recalc": {
+            **_get("recent recalculation jobs", []),
+            "post": {"summary": "recalculate a range (hours, then the days, months and years they touch)",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["start", "end", "reason"],
+                         "properties": {"start": {"type": "string"}, "end": {"type": "string"},
+                                        "reason": {"type": "string"},
+                                        "scope": {"type": "string", "description":
+                                                  "an enterprise id or park: only its series are "
+                                                  "rewritten (the park is always computed together)"}}}}}},
+                     "responses": {"202": {"description": "the job"}, "400": _ERROR}}},
+        "/api/v1/recalc/{job_id}": {"get": {"summary": "one job with its runs and what changed",
+                                            "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                                            "schema": {"type": "string"}}],
+                                            "responses": {"200": {"description": "the job"}, "404": _ERROR}}},
+    }
+
+
+def _input_paths() -> dict[str, Any]:
+    """Offline inventories and the production, process and green-power data entered per period."""
+    return {
+        "/api/v1/accounting/evaluate": {"post": {
+            "summary": "account an offline inventory (same results as the metered path, with every factor)",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Inventory"}}}},
+            "responses": {"200": {"description": "totals, carriers, sources, intensities, factors"},
+                          "400": _ERROR, "422": _ERROR}}},
+        "/api/v1/production": {"post": {
+            "summary": "record production data (output, output value, value added) per enterprise and period",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"rows": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/ProductionRow"}}}}}}},
+            "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+        "/api/v1/process": {"post": {
+            "summary": "record process activities (material in t, calcination fraction) per enterprise and period",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"rows": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/ProcessRow"}}}}}}},
+            "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+        "/api/v1/green": {"post": {
+            "summary": "record green-power contracts and GECs claimed per enterprise and period (market-based)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"rows": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/GreenRow"}}}}}}},
+            "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+    }
+
+
+def _meter_paths() -> dict[str, Any]:
+    """Per-point consumption and meter replacements."""
+    return {
+        "/api/v1/meters": _get("each energy point's consumption per period, as accounted (acc_point)",
+                               [_ENTITY, _PERIOD, _START, _END, _q("carrier", "only this carrier")]),
+        "/api/v1/meters/replacements": {
+            **_get("meter replacements, with author and reason (withdrawn ones too)",
+                   [_q("point", "only this point")]),
+            "post": {"summary": "record a meter replacement: the old register's final and the new one's "
+                                "first reading [canonical unit of the carrier]; recalculates its interval",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["point", "time", "old_final", "new_initial", "reason"],
+                         "properties": {"point": {"type": "string", "description": "a counter point id"},
+                                        "time": {"type": "string", "description": "ISO 8601; no zone = "
+                                                 "Asia/Shanghai; not in the future"},
+                                        "old_final": {"type": "number", "minimum": 0},
+                                        "new_initial": {"type": "number", "minimum": 0},
+                                        "reason": {"type": "string", "minLength": 1}}}}}},
+                     "responses": {"201": {"description": "stored; the recalculation job"}, "400": _ERROR}}},
+        "/api/v1/meters/replacements/{id}/withdraw": {"post": {
+            "summary": "withdraw a replacement recorded in error (kept, marked withdrawn); recalculates",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "withdrawn; the recalculation job"}, "400": _ERROR,
+                          "404": _ERROR}}},
+    }
+
+
+def _quarantine_paths() -> dict[str, Any]:
+    """Quarantined intervals and their decisions."""
+    return {
+        "/api/v1/quarantine": _get("intervals whose consumption exceeds the meter's capacity, and their "
+                                   "decisions", [_ENTITY, _q("status", "open, confirmed, corrected or cleared",
+                                                             enum=["open", "confirmed", "corrected", "cleared"])]),
+        "/api/v1/quarantine/{id}/{action}": {"post": {
+            "summary": "confirm (the measured value counts) or correct (quantity counts instead) a quarantined "
+                       "interval; recalculates its hours, days, months and years",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           {"name": "action", "in": "path", "required": True,
+                            "schema": {"enum": ["confirm", "correct"]}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["reason"], "properties": {
+                    "reason": {"type": "string"},
+                    "quantity": {"type": "number", "minimum": 0,
+                                 "description": "correct only: the interval's consumption [canonical unit]"}}}}}},
+            "responses": {"200": {"description": "decided; the recalculation job"}, "400": _ERROR,
+                          "404": _ERROR}}},
+    }
+
+
+def _import_paths() -> dict[str, Any]:
+    """File import of production data (and, in the same form, process and green data)."""
+    return {
+        "/api/v1/production/import": {"post": {
+            "summary": "import production data from a CSV or XLSX file (all rows or none); "
+                       "/api/v1/process/import and /api/v1/green/import take the same form",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+            "responses": {"201": {"description": "accepted batch"}, "422": _ERROR}}},
+    }
+
+
+def _component_schemas(defs: dict[str, Any], inv: dict[str, Any], factor: dict[str, Any]) -> dict[str, Any]:
+    """The pydantic definitions, the inventory and factor schemas, the data rows and the error body."""
+    return {
+        **defs,
+        "Inventory": inv,
+        "Factor": factor,
+        "ProductionRow": {"type": "object", "required": ["enterprise", "period_start"], "properties": {
+            "enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
+            "period_start": {"type": "string", "format": "date"}, "product": {"type": "string"},
+            "quantity": {"type": "number", "minimum": 0}, "product_unit": {"type": "string"},
+            "production_unit": {"type": "string"},
+            "output_value": {"type": "number", "minimum": 0, "description": "总产值 [万元]"},
+            "value_added": {"type": "number", "minimum": 0, "description": "增加值 [万元]"}}},
+        "ProcessRow": {"type": "object", "required": ["enterprise", "period_start", "material", "quantity"],
+                       "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
+                                      "period_start": {"type": "string", "format": "date"},
+                                      "material": {"type": "string", "description": "e.g. CaCO3"},
+                                      "quantity": {"type": "number", "minimum": 0, "description": "[t]"},
+                                      "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                                      "production_unit": {"type": "string"}}},
+        "GreenRow": {"type": "object", "required": ["enterprise", "period_start", "instrument", "reference"],
+                     "properties": {"enterprise": {"type": "string"}, "period_type": {"enum": ["day", "month", "year"]},
+                                    "period_start": {"type": "string", "format": "date"},
+                                    "instrument": {"enum": ["green_power_contract", "gec"]},
+                                    "reference": {"type": "string"}, "kwh": {"type": "number", "minimum": 0},
+                                    "certificates": {"type": "number", "minimum": 0,
+                                                     "description": "GECs, 1 000 kWh each"}}},
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+            "field": {"type": "string"},
+            "id": {"type": "string", "description": "internal errors only: the id under which the "
+                                                    "service log holds the details"}}}}},
+    }

@@ -268,3 +268,8 @@ def affected_range(factor_valid_from, factor_valid_to, first_computed: pd.Timest
     if not start < end:
         return None
     return period_start(start, "hour"), next_start(period_start(end - pd.Timedelta(1, "ns"), "hour"), "hour")
+
+
+def service_of(app) -> CalcService:
+    """The :class:`CalcService` of a calc-service Flask app (set by :func:`lingtan_calc.service.app.create_app`)."""
+    return app.extensions["lingtan_calc"]

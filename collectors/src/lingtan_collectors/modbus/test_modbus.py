@@ -41,7 +41,7 @@ from lingtan.settings import Settings
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.common.runtime import CollectorRuntime
 from lingtan_collectors.modbus.collector import ModbusPoller, run_modbus
-from lingtan_collectors.modbus.testserver import RegisterServer, free_port
+from lingtan_collectors.modbus.simulator import RegisterServer, free_port
 from tests.golden import influx_lines
 
 HERE = Path(__file__).resolve().parent

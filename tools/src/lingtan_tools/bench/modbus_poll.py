@@ -1,6 +1,6 @@
 """Throughput of the Modbus collector against a pymodbus server in another process.
 
-The server (:mod:`lingtan_collectors.modbus.testserver`) runs as a separate Python
+The server (:mod:`lingtan_collectors.modbus.simulator`) runs as a separate Python
 process; the collector side is the real poll path (planning, pymodbus client, timeouts,
 decoding, :class:`PointProcessor` normalisation and line-protocol encoding). Only the
 InfluxDB write is left out: lines are counted, not sent. Each request reads 10 registers
@@ -24,7 +24,7 @@ from lingtan.park.index import iter_points
 from lingtan.park.model import ModbusDevice, Park
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.modbus.collector import MAX_CONNECTIONS, ModbusPoller
-from lingtan_collectors.modbus.testserver import free_port
+from lingtan_collectors.modbus.simulator import free_port
 
 #: (type, registers) of the 5 points in each 10-register request
 LAYOUT = [("float32", 2), ("uint32", 2), ("float32", 2), ("int32", 2), ("float32", 2)]
@@ -76,7 +76,7 @@ def bench_park(units: int, requests: int, interval_s: float, timeout_s: float = 
 def start_server(port: int, units: int, registers: int) -> subprocess.Popen[bytes]:
     """The test server in its own process; returns once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lingtan_collectors.modbus.testserver", "--port", str(port), "--units", str(units),
+        [sys.executable, "-m", "lingtan_collectors.modbus.simulator", "--port", str(port), "--units", str(units),
          "--registers", str(registers)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     if b"listening" not in proc.stdout.readline():

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -92,19 +93,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                  for i in range(args.publishers)]
         total = per * args.publishers
         if args.mode == "backlog":
-            first = CollectorRuntime("mqtt-bench", Protocol.mqtt, park, settings).start()
-            stop = threading.Event()
-            threading.Timer(2.0, stop.set).start()
-            MqttCollector(first).run(stop)  # creates the persistent session and subscriptions
-            first.stop()
-            t_pub = time.monotonic()
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-                if p.exitcode != 0:
-                    raise RuntimeError(f"publisher failed with exit code {p.exitcode}")
-            print(f"published {total} messages for the offline session in {time.monotonic() - t_pub:.1f}s")
+            _fill_offline_session(park, settings, procs, total)
         runtime = CollectorRuntime("mqtt-bench", Protocol.mqtt, park, settings).start()
         base_written = runtime.sink.stats.written
         collector = MqttCollector(runtime)
@@ -116,15 +105,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             for p in procs:
                 p.start()
         stats = collector.devices[0].stats
-        deadline = time.monotonic() + 300
-        last = (t0, 0)
-        while stats.acked < total and time.monotonic() < deadline:
-            time.sleep(0.02)
-            now = time.monotonic()
-            if now - last[0] >= 1.0:
-                print(f"  {now - t0:5.1f}s acked {stats.acked} ({(stats.acked - last[1]) / (now - last[0]):,.0f}/s), "
-                      f"written lines {runtime.sink.stats.written - base_written}")
-                last = (now, stats.acked)
+        _wait_until_acked(stats, total, runtime, base_written, t0)
         t_acked = time.monotonic() - t0
         runtime.sink.flush(120)
         t_written = time.monotonic() - t0
@@ -134,17 +115,56 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         runtime.stop()
         for p in procs:
             p.join()
-        rows = db.rows('SELECT count("total") AS t, count("rate") AS r FROM "electricity"')
-        stored = (rows[0]["t"] + rows[0]["r"]) if rows else 0
-        print(f"{args.mode}: {stats.acked} of {total} messages acked in {t_acked:.2f}s "
-              f"({stats.acked / t_acked:,.0f} msg/s); all lines in InfluxDB after {t_written:.2f}s "
-              f"({total / t_written:,.0f} msg/s, {2 * total / t_written:,.0f} values/s)")
-        print(f"InfluxDB holds {stored} values (expected {2 * total}); batches {stats.batches} "
-              f"(avg {stats.acked / max(stats.batches, 1):.0f} msg), redelivered {stats.redelivered}; "
-              f"collector CPU {cpu:.1f}s = {cpu / max(total, 1) * 1e6:.0f} us/msg")
+        _report(args.mode, stats, total, t_acked, t_written, cpu, _stored_values(db))
     finally:
         broker.stop()
         influx.stop()
+
+
+def _fill_offline_session(park: Park, settings: Settings, procs: list[Any], total: int) -> None:
+    """Let a collector create its persistent session and go away, then run the publishers into its queue."""
+    first = CollectorRuntime("mqtt-bench", Protocol.mqtt, park, settings).start()
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    MqttCollector(first).run(stop)  # creates the persistent session and subscriptions
+    first.stop()
+    t_pub = time.monotonic()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"publisher failed with exit code {p.exitcode}")
+    print(f"published {total} messages for the offline session in {time.monotonic() - t_pub:.1f}s")
+
+
+def _wait_until_acked(stats: Any, total: int, runtime: CollectorRuntime, base_written: int, t0: float) -> None:
+    """Wait (300 s at most) until ``total`` messages are acked, printing progress every second."""
+    deadline = time.monotonic() + 300
+    last = (t0, 0)
+    while stats.acked < total and time.monotonic() < deadline:
+        time.sleep(0.02)
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            print(f"  {now - t0:5.1f}s acked {stats.acked} ({(stats.acked - last[1]) / (now - last[0]):,.0f}/s), "
+                  f"written lines {runtime.sink.stats.written - base_written}")
+            last = (now, stats.acked)
+
+
+def _stored_values(db: InfluxClient) -> int:
+    """Values (counter and rate) of the bench meters held in InfluxDB."""
+    rows = db.rows('SELECT count("total") AS t, count("rate") AS r FROM "electricity"')
+    return (rows[0]["t"] + rows[0]["r"]) if rows else 0
+
+
+def _report(mode: str, stats: Any, total: int, t_acked: float, t_written: float, cpu: float, stored: int) -> None:
+    """Print the ack and write rates, the values stored against those expected, and collector CPU per message."""
+    print(f"{mode}: {stats.acked} of {total} messages acked in {t_acked:.2f}s "
+          f"({stats.acked / t_acked:,.0f} msg/s); all lines in InfluxDB after {t_written:.2f}s "
+          f"({total / t_written:,.0f} msg/s, {2 * total / t_written:,.0f} values/s)")
+    print(f"InfluxDB holds {stored} values (expected {2 * total}); batches {stats.batches} "
+          f"(avg {stats.acked / max(stats.batches, 1):.0f} msg), redelivered {stats.redelivered}; "
+          f"collector CPU {cpu:.1f}s = {cpu / max(total, 1) * 1e6:.0f} us/msg")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from asyncua import Server, ua
 
@@ -106,10 +107,16 @@ async def _serve(port: int, nodes: int, seconds: float, rate: float, ready: mp.E
         await asyncio.sleep(3.0)  # keep serving until the collector has drained
 
 
-async def _collect(args: argparse.Namespace, state: Path, influx: LocalInflux) -> None:
-    ports = [free_port() for _ in range(args.servers)]
-    ctx = mp.get_context("spawn")
-    go = ctx.Event()
+class _Measurement(NamedTuple):
+    total: int  # changes the servers wrote
+    got: int  # changes the collector received
+    elapsed: float  # [s], from go to the end of the drain
+    cpu: float  # collector process CPU time over the same span [s]
+    samples: list[tuple[float, int]]  # (time since go [s], values submitted to the sink), every second
+
+
+def _start_servers(ctx: Any, ports: list[int], go: Any, args: argparse.Namespace) -> list[tuple[Any, Any, Any]]:
+    """One load-generating server process per port; (process, ready event, changes written) of each."""
     servers = []
     for port in ports:
         ready, written = ctx.Event(), ctx.Value("q", 0)
@@ -117,6 +124,57 @@ async def _collect(args: argparse.Namespace, state: Path, influx: LocalInflux) -
                            args=(port, args.nodes, args.seconds, args.rate / args.servers, ready, go, written, args.lean))
         proc.start()
         servers.append((proc, ready, written))
+    return servers
+
+
+def _received(runtime: CollectorRuntime) -> int:
+    return sum(p.points_in for p in runtime.processors.values())
+
+
+async def _measure(args: argparse.Namespace, runtime: CollectorRuntime, collector: OpcUaCollector,
+                   servers: list[tuple[Any, Any, Any]], go: Any) -> _Measurement:
+    """Wait for the initial values, let the servers go, sample the sink each second, then wait (10 s at most) for the drain."""
+    while _received(runtime) < args.nodes * args.servers:  # initial values
+        await asyncio.sleep(0.05)
+    base_in = _received(runtime)
+    go.set()
+    t0, cpu0 = time.monotonic(), time.process_time()
+    samples = []
+    while any(w.value == 0 for _, _, w in servers):
+        await asyncio.sleep(1.0)
+        samples.append((time.monotonic() - t0, collector.batcher.submitted_values))
+    total = sum(w.value for _, _, w in servers)
+    deadline = time.monotonic() + 10
+    while _received(runtime) - base_in < total and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - t0
+    cpu = time.process_time() - cpu0
+    got = _received(runtime) - base_in
+    return _Measurement(total, got, elapsed, cpu, samples)
+
+
+def _report(args: argparse.Namespace, m: _Measurement, runtime: CollectorRuntime, collector: OpcUaCollector) -> None:
+    """Print the write and receive rates, losses, collector CPU per change and the sink's counters."""
+    total, got, elapsed, cpu, samples = m
+    rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:], strict=False)]
+    print(f"{args.servers} server(s) wrote {total} changes in {args.seconds:.0f}s "
+          f"({total / args.seconds:,.0f}/s); collector received {got} "
+          f"({got / elapsed:,.0f}/s overall incl. drain), lost {total - got}")
+    if rates:
+        print(f"submitted per second (1 s windows): min {min(rates):,.0f}, median "
+              f"{sorted(rates)[len(rates) // 2]:,.0f}, max {max(rates):,.0f}")
+    print(f"collector process CPU: {cpu:.2f} s for {got} changes = {cpu / max(got, 1) * 1e6:.0f} us/change "
+          f"(one core saturates at ~{got / max(cpu, 1e-9):,.0f} changes/s)")
+    stats = runtime.sink.stats
+    print(f"sink: accepted {stats.accepted}, written to InfluxDB {stats.written}, batches {stats.batches}, "
+          f"connections {len(collector.connections)}")
+
+
+async def _collect(args: argparse.Namespace, state: Path, influx: LocalInflux) -> None:
+    ports = [free_port() for _ in range(args.servers)]
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    servers = _start_servers(ctx, ports, go, args)
     try:
         for _, ready, _ in servers:
             while not ready.is_set():
@@ -128,42 +186,12 @@ async def _collect(args: argparse.Namespace, state: Path, influx: LocalInflux) -
         collector = OpcUaCollector(runtime)
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-
-        def received() -> int:
-            return sum(p.points_in for p in runtime.processors.values())
-
-        while received() < args.nodes * args.servers:  # initial values
-            await asyncio.sleep(0.05)
-        base_in = received()
-        go.set()
-        t0, cpu0 = time.monotonic(), time.process_time()
-        samples = []
-        while any(w.value == 0 for _, _, w in servers):
-            await asyncio.sleep(1.0)
-            samples.append((time.monotonic() - t0, collector.batcher.submitted_values))
-        total = sum(w.value for _, _, w in servers)
-        deadline = time.monotonic() + 10
-        while received() - base_in < total and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        elapsed = time.monotonic() - t0
-        cpu = time.process_time() - cpu0
-        got = received() - base_in
+        m = await _measure(args, runtime, collector, servers, go)
         stop.set()
         await task
         await asyncio.to_thread(runtime.sink.flush, 60)
         await asyncio.to_thread(runtime.stop)
-        rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:], strict=False)]
-        print(f"{args.servers} server(s) wrote {total} changes in {args.seconds:.0f}s "
-              f"({total / args.seconds:,.0f}/s); collector received {got} "
-              f"({got / elapsed:,.0f}/s overall incl. drain), lost {total - got}")
-        if rates:
-            print(f"submitted per second (1 s windows): min {min(rates):,.0f}, median "
-                  f"{sorted(rates)[len(rates) // 2]:,.0f}, max {max(rates):,.0f}")
-        print(f"collector process CPU: {cpu:.2f} s for {got} changes = {cpu / max(got, 1) * 1e6:.0f} us/change "
-              f"(one core saturates at ~{got / max(cpu, 1e-9):,.0f} changes/s)")
-        stats = runtime.sink.stats
-        print(f"sink: accepted {stats.accepted}, written to InfluxDB {stats.written}, batches {stats.batches}, "
-              f"connections {len(collector.connections)}")
+        _report(args, m, runtime, collector)
     finally:
         for proc, _, _ in servers:
             proc.join(10)

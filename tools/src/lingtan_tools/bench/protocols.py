@@ -60,6 +60,7 @@ from lingtan_tools.bench.protocols_plans import (
     TARGETS,
     UNITS,
     BenchConfig,
+    Plan,
     default_config,
 )
 from lingtan_tools.bench.stack import BenchStack, bench_stack
@@ -318,30 +319,12 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
     # and a session left by an earlier run that fell behind would make this one drain that backlog first
     plan = PLANS[protocol](stack, cfg, db.replace("_", "-"), tmp)
     result.load = plan.describe
-    park_file = tmp / "park.yaml"
-    text = yaml.dump(plan.park, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True,
-                     sort_keys=False)
-    park_file.write_text(text, encoding="utf-8")
-    parse_park(text, park_file)  # fail here, not in the collector, on a bad synthetic park
+    park_file = _write_park(plan, tmp)
     with _processes() as procs:
-        for k, argv in enumerate(plan.loads):
-            with open(tmp / f"load-{k}.log", "wb") as logf:
-                procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf))
-            _wait_ready(procs[-1], cfg.startup_timeout_s, f"load generator {' '.join(argv[2:4])}")
-        loads = [psutil.Process(p.pid) for p in procs]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LINGTAN_")}
-        env.update(plan.env, LINGTAN_STATE_DIR=str(tmp / "collector"), LINGTAN_PARK_FILE=str(park_file),
-                   LINGTAN_INFLUX_URL=stack.influx.url, LINGTAN_INFLUX_DB=db, LINGTAN_INFLUX_USER=stack.user,
-                   LINGTAN_INFLUX_PASSWORD=stack.password)
-        with open(tmp / "collector.log", "wb") as logf:
-            collector = subprocess.Popen([sys.executable, "-m", "lingtan.cli", "collect", "--protocol", protocol],
-                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+        loads = _start_loads(plan, cfg, tmp, procs)
+        collector = _start_collector(stack, plan, protocol, db, tmp, park_file)
         procs.append(collector)
-        groups = {"collector": [psutil.Process(collector.pid)], "load generators": loads}
-        for name, server in (("mosquitto", stack.mosquitto if protocol == "mqtt" else None), ("influxd", stack.influx)):
-            if server is not None and server.pid:
-                groups[name] = [psutil.Process(server.pid)]
-        groups["bench harness"] = [psutil.Process()]
+        groups = _cpu_groups(stack, protocol, collector, loads)
         probe = _Probe(stack.client(db), plan.sample, cfg, groups["collector"][0])
         probe.start()
         try:
@@ -351,19 +334,76 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
             if collector.poll() is not None:
                 raise RuntimeError(f"the collector exited with code {collector.returncode} during the run")
         finally:
-            probe.stop.set()
-            probe.join(10)
-            result.rss_peak_mib = probe.rss_peak / _MIB
-            code = _stop(collector, 30.0)  # first, so that it never sees its devices go away
-            for p in procs[:-1]:
-                _stop(p)
-            if plan.cleanup is not None:
-                plan.cleanup()
-            with contextlib.suppress(OSError, ValueError):
-                result.status = json.loads(status_path(tmp / "collector", f"collector-{protocol}").read_text())
-                result.data_quality = {k: v for k, v in result.status.get("data_quality", {}).items() if v}
+            code = _end_run(probe, collector, procs, plan, protocol, tmp, result)
     result.landed = stored / plan.per_value / cfg.window_s
     result.latency = probe.latency(t0_ns, t1_ns, sampled)
+    _add_generator_reports(plan, cfg, t0_ns, t1_ns, result)
+    if code not in (0, None):
+        result.error = f"the collector exited with code {code} on SIGTERM"
+
+
+def _write_park(plan: Plan, tmp: Path) -> Path:
+    """Write the plan's synthetic park to ``tmp/park.yaml`` and check it loads; its path."""
+    park_file = tmp / "park.yaml"
+    text = yaml.dump(plan.park, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True,
+                     sort_keys=False)
+    park_file.write_text(text, encoding="utf-8")
+    parse_park(text, park_file)  # fail here, not in the collector, on a bad synthetic park
+    return park_file
+
+
+def _start_loads(plan: Plan, cfg: BenchConfig, tmp: Path,
+                 procs: list[subprocess.Popen[bytes]]) -> list[psutil.Process]:
+    """Start the load generators one by one (into ``procs``), each once it says it is ready."""
+    for k, argv in enumerate(plan.loads):
+        with open(tmp / f"load-{k}.log", "wb") as logf:
+            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=logf))
+        _wait_ready(procs[-1], cfg.startup_timeout_s, f"load generator {' '.join(argv[2:4])}")
+    return [psutil.Process(p.pid) for p in procs]
+
+
+def _start_collector(stack: BenchStack, plan: Plan, protocol: str, db: str, tmp: Path,
+                     park_file: Path) -> subprocess.Popen[bytes]:
+    """The real collector process, configured only through ``LINGTAN_*`` variables, logging to ``collector.log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINGTAN_")}
+    env.update(plan.env, LINGTAN_STATE_DIR=str(tmp / "collector"), LINGTAN_PARK_FILE=str(park_file),
+               LINGTAN_INFLUX_URL=stack.influx.url, LINGTAN_INFLUX_DB=db, LINGTAN_INFLUX_USER=stack.user,
+               LINGTAN_INFLUX_PASSWORD=stack.password)
+    with open(tmp / "collector.log", "wb") as logf:
+        return subprocess.Popen([sys.executable, "-m", "lingtan.cli", "collect", "--protocol", protocol],
+                                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env)
+
+
+def _cpu_groups(stack: BenchStack, protocol: str, collector: subprocess.Popen[bytes],
+                loads: list[psutil.Process]) -> dict[str, list[psutil.Process]]:
+    """The processes whose CPU is reported, by component."""
+    groups = {"collector": [psutil.Process(collector.pid)], "load generators": loads}
+    for name, server in (("mosquitto", stack.mosquitto if protocol == "mqtt" else None), ("influxd", stack.influx)):
+        if server is not None and server.pid:
+            groups[name] = [psutil.Process(server.pid)]
+    groups["bench harness"] = [psutil.Process()]
+    return groups
+
+
+def _end_run(probe: _Probe, collector: subprocess.Popen[bytes], procs: list[subprocess.Popen[bytes]], plan: Plan,
+             protocol: str, tmp: Path, result: ProtocolResult) -> int | None:
+    """Stop the probe, the collector (first) and the loads; keep peak RSS and the collector's status; its exit code."""
+    probe.stop.set()
+    probe.join(10)
+    result.rss_peak_mib = probe.rss_peak / _MIB
+    code = _stop(collector, 30.0)  # first, so that it never sees its devices go away
+    for p in procs[:-1]:
+        _stop(p)
+    if plan.cleanup is not None:
+        plan.cleanup()
+    with contextlib.suppress(OSError, ValueError):
+        result.status = json.loads(status_path(tmp / "collector", f"collector-{protocol}").read_text())
+        result.data_quality = {k: v for k, v in result.status.get("data_quality", {}).items() if v}
+    return code
+
+
+def _add_generator_reports(plan: Plan, cfg: BenchConfig, t0_ns: int, t1_ns: int, result: ProtocolResult) -> None:
+    """What the load generators offered in the window [ns), their publish-ack delays and how far they fell behind."""
     offered, acks = 0, []
     for report in plan.reports:
         data = json.loads(report.read_text())
@@ -372,8 +412,6 @@ def _measure(stack: BenchStack, protocol: str, cfg: BenchConfig, db: str, tmp: P
         result.generator_behind_s = max(result.generator_behind_s, data["max_behind_s"])
     result.publish_ack = Latency.of(acks)
     result.offered = offered / cfg.window_s if plan.reports else plan.planned_per_s
-    if code not in (0, None):
-        result.error = f"the collector exited with code {code} on SIGTERM"
 
 
 def _window(cfg: BenchConfig, collector: subprocess.Popen[bytes], probe: _Probe,

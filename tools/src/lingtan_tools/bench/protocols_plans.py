@@ -196,7 +196,7 @@ def plan_modbus(stack: BenchStack, cfg: BenchConfig, park_id: str, tmp: Path) ->
     port = free_port()
     plan = Plan(_park(park_id, [{"id": "plc", "protocol": "modbus", "poll_interval_s": 1}], meters),
                 {"LINGTAN_MODBUS_HOST": "127.0.0.1", "LINGTAN_MODBUS_PORT": str(port)},
-                [[sys.executable, "-m", "lingtan_collectors.modbus.testserver", "--port", str(port),
+                [[sys.executable, "-m", "lingtan_collectors.modbus.simulator", "--port", str(port),
                   "--units", str(cfg.size), "--registers", str(per_unit * MODBUS_STRIDE)]],
                 _spread(firsts, math.ceil(cfg.samples_per_s)), per_value=len(MODBUS_LAYOUT),
                 planned_per_s=cfg.size * per_unit)

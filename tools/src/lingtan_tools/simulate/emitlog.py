@@ -22,7 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from lingtan_collectors.common.simulation import value_record
 from lingtan_tools.simulate.faults import Fault
+
+__all__ = ["EmissionLog", "value_record"]
 
 
 class EmissionLog:
@@ -65,11 +68,3 @@ class EmissionLog:
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
-
-
-def value_record(protocol: str, point: str, ts_ms: int, value: float, raw: float | int, unwrapped: float | None) -> dict[str, Any]:
-    """One emitted value (``unwrapped`` only for counters)."""
-    rec: dict[str, Any] = {"protocol": protocol, "point": point, "ts_ms": ts_ms, "value": value, "raw": raw}
-    if unwrapped is not None:
-        rec["unwrapped"] = unwrapped
-    return rec

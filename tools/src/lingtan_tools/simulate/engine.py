@@ -23,7 +23,7 @@ from lingtan.park import counters
 from lingtan.park.carriers import Kind
 from lingtan.park.index import PointRef, iter_points
 from lingtan.park.model import Park
-from lingtan_tools.simulate import codec
+from lingtan_collectors.common import codec
 from lingtan_tools.simulate.models import ParkRates, channel_of, stable_seed
 
 CHUNK = 256

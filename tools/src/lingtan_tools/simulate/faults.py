@@ -29,28 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
 from lingtan.park.carriers import Kind
 from lingtan.park.index import PointRef
 from lingtan.park.model import Protocol
+from lingtan_collectors.common.simulation import FaultKind
 from lingtan_tools.simulate.models import stable_seed
-
-
-class FaultKind(StrEnum):
-    opcua_bad_sensor = "opcua_bad_sensor"
-    opcua_comm_error = "opcua_comm_error"
-    modbus_illegal_address = "modbus_illegal_address"
-    modbus_device_failure = "modbus_device_failure"
-    modbus_timeout = "modbus_timeout"
-    mqtt_truncated = "mqtt_truncated"
-    mqtt_not_json = "mqtt_not_json"
-    mqtt_missing_field = "mqtt_missing_field"
-    counter_reset = "counter_reset"
-    silent = "silent"
-
 
 PROTOCOL_KINDS: dict[Protocol, tuple[FaultKind, ...]] = {
     Protocol.opcua: (FaultKind.opcua_bad_sensor, FaultKind.opcua_comm_error),

@@ -14,11 +14,11 @@ import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from asyncua import Client, Server, ua
+from asyncua import Client, Node, Server, ua
 
-from lingtan_tools.simulate.opcua_server import enable_history
+from lingtan_collectors.opcua.simulator import enable_history
 
 GOOD = ua.StatusCode(ua.StatusCodes.Good)
 NODES_PER_OBJECT = 100
@@ -82,6 +82,28 @@ async def run_opcua_load(
     subscribe : bool
         Connect one client subscribing to every variable (publishing interval 500 ms).
     """
+    server, nodes = await _load_server(endpoint, n_nodes)
+    nodeids = [n.nodeid for n in nodes]
+    await _historize(server, nodes, history, history_count)
+    storage = server.iserver.history_manager.storage
+    client: Client | None = None
+    counter = _Counter()
+    async with server:
+        if subscribe:
+            client = await _subscribe_all(endpoint, nodeids, counter)
+        try:
+            writes, elapsed = await _write_load(server, storage, nodeids, rate_per_s, duration_s, interval_s,
+                                                direct_history=history == "direct")
+            if client is not None:
+                await asyncio.sleep(1.0)  # let the last publish arrive
+        finally:
+            if client is not None:
+                await client.disconnect()
+    return LoadResult(n_nodes, rate_per_s, duration_s, writes, elapsed, history, counter.n if subscribe else None)
+
+
+async def _load_server(endpoint: str, n_nodes: int) -> tuple[Server, list[Node]]:
+    """An initialised (not yet started) server with ``n_nodes`` Double variables, in objects of NODES_PER_OBJECT."""
     server = Server()
     await server.init()
     server.set_endpoint(endpoint)
@@ -93,47 +115,54 @@ async def run_opcua_load(
             name = f"meter{i // NODES_PER_OBJECT}"
             folder = await server.nodes.objects.add_object(ua.NodeId(name, idx), ua.QualifiedName(name, idx))
         nodes.append(await folder.add_variable(ua.NodeId(f"load.{i}", idx), ua.QualifiedName(f"v{i}", idx), 0.0, varianttype=ua.VariantType.Double))
-    nodeids = [n.nodeid for n in nodes]
+    return server, nodes
+
+
+async def _historize(
+    server: Server, nodes: list[Node], history: Literal["direct", "subscription"] | None, history_count: int
+) -> None:
+    """Keep ``history_count`` values of every variable in memory, the way ``history`` says (or not at all)."""
     if history == "subscription":
         for node in nodes:
             await server.historize_node_data_change(node, period=None, count=history_count)
     elif history == "direct":
-        for nid in nodeids:
-            await enable_history(server, nid, history_count)
-    storage = server.iserver.history_manager.storage
-    client: Client | None = None
-    counter = _Counter()
-    async with server:
-        if subscribe:
-            client = Client(endpoint)
-            await client.connect()
-            sub = await client.create_subscription(500, counter)
-            for i in range(0, n_nodes, 1000):
-                await sub.subscribe_data_change([client.get_node(nid) for nid in nodeids[i : i + 1000]], queuesize=1)
-        try:
-            writes = 0
-            per_batch = max(1, round(rate_per_s * interval_s))
-            t0 = time.perf_counter()
-            k = 0
-            while time.perf_counter() - t0 < duration_s:
-                now = dt.datetime.now(dt.UTC)
-                for _ in range(per_batch):
-                    dv = ua.DataValue(ua.Variant(float(writes), ua.VariantType.Double), StatusCode=GOOD, SourceTimestamp=now, ServerTimestamp=now)
-                    nid = nodeids[writes % n_nodes]
-                    await server.write_attribute_value(nid, dv)
-                    if history == "direct":
-                        await storage.save_node_value(nid, dv)
-                    writes += 1
-                k += 1
-                delay = t0 + k * interval_s - time.perf_counter()
-                await asyncio.sleep(max(0.0, delay))
-            elapsed = time.perf_counter() - t0
-            if client is not None:
-                await asyncio.sleep(1.0)  # let the last publish arrive
-        finally:
-            if client is not None:
-                await client.disconnect()
-    return LoadResult(n_nodes, rate_per_s, duration_s, writes, elapsed, history, counter.n if subscribe else None)
+        for node in nodes:
+            await enable_history(server, node.nodeid, history_count)
+
+
+async def _subscribe_all(endpoint: str, nodeids: list[ua.NodeId], counter: _Counter) -> Client:
+    """Connect a client subscribing to every variable (500 ms publishing, queue size 1), counting into ``counter``."""
+    client = Client(endpoint)
+    await client.connect()
+    sub = await client.create_subscription(500, counter)
+    for i in range(0, len(nodeids), 1000):
+        await sub.subscribe_data_change([client.get_node(nid) for nid in nodeids[i : i + 1000]], queuesize=1)
+    return client
+
+
+async def _write_load(
+    server: Server, storage: Any, nodeids: list[ua.NodeId], rate_per_s: float, duration_s: float, interval_s: float,
+    *, direct_history: bool,
+) -> tuple[int, float]:
+    """Write round-robin batches every ``interval_s`` for ``duration_s``; returns (writes, elapsed [s])."""
+    n_nodes = len(nodeids)
+    writes = 0
+    per_batch = max(1, round(rate_per_s * interval_s))
+    t0 = time.perf_counter()
+    k = 0
+    while time.perf_counter() - t0 < duration_s:
+        now = dt.datetime.now(dt.UTC)
+        for _ in range(per_batch):
+            dv = ua.DataValue(ua.Variant(float(writes), ua.VariantType.Double), StatusCode=GOOD, SourceTimestamp=now, ServerTimestamp=now)
+            nid = nodeids[writes % n_nodes]
+            await server.write_attribute_value(nid, dv)
+            if direct_history:
+                await storage.save_node_value(nid, dv)
+            writes += 1
+        k += 1
+        delay = t0 + k * interval_s - time.perf_counter()
+        await asyncio.sleep(max(0.0, delay))
+    return writes, time.perf_counter() - t0
 
 
 def main() -> None:  # pragma: no cover - manual benchmark

@@ -199,24 +199,50 @@ def storage_dispatch(
     """
     h = np.asarray(hour, dtype=float)
     pv = np.broadcast_to(np.asarray(pv_fraction, dtype=float), h.shape)
+    want_in, want_out = _dispatch_requests(h, pv, power, pv_threshold)
+    return _apply_soc_limits(want_in, want_out, capacity_kwh, dt_h, soc0, efficiency, soc_min, soc_max)
+
+
+def _dispatch_requests(h: np.ndarray, pv: np.ndarray, power: float, pv_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Charge and discharge power the tariff rules ask for at each step, before energy limits [kW].
+
+    Full ``power`` in, in the valley period; ``power x pv`` in from 12:00 to 14:00 outside the
+    valley when ``pv >= pv_threshold``; full ``power`` out in peak periods. ``h`` [h], ``pv`` [-].
+    """
     period = tou_period(h)
-    charge = np.zeros_like(h)
-    discharge = np.zeros_like(h)
-    soc = np.zeros_like(h)
+    want_in = np.zeros_like(h)
+    midday = (h >= 12.0) & (h < 14.0) & (pv >= pv_threshold)
+    want_in[midday] = power * pv[midday]
+    want_in[period == VALLEY] = power
+    want_out = np.where(period == PEAK, power, 0.0)
+    return want_in, want_out
+
+
+def _apply_soc_limits(
+    want_in: np.ndarray,
+    want_out: np.ndarray,
+    capacity_kwh: float,
+    dt_h: float,
+    soc0: float,
+    efficiency: float,
+    soc_min: float,
+    soc_max: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step the state of charge through the requests, capped by the energy limits of :func:`storage_dispatch`.
+
+    Returns charge and discharge [kW] and the state of charge at the end of each step [-]; a
+    step that asks for charge does not discharge. Sequential, as each step starts from the last.
+    """
+    charge = np.zeros_like(want_in)
+    discharge = np.zeros_like(want_in)
+    soc = np.zeros_like(want_in)
     s = soc0
-    for i in range(h.size):
-        if period[i] == VALLEY:
-            want_in = power
-        elif 12.0 <= h[i] < 14.0 and pv[i] >= pv_threshold:
-            want_in = power * pv[i]
-        else:
-            want_in = 0.0
-        want_out = power if period[i] == PEAK else 0.0
-        if want_in > 0.0:
-            charge[i] = min(want_in, max(0.0, (soc_max - s) * capacity_kwh / (efficiency * dt_h)))
+    for i in range(want_in.size):
+        if want_in[i] > 0.0:
+            charge[i] = min(want_in[i], max(0.0, (soc_max - s) * capacity_kwh / (efficiency * dt_h)))
             s += charge[i] * dt_h * efficiency / capacity_kwh
-        elif want_out > 0.0:
-            discharge[i] = min(want_out, max(0.0, (s - soc_min) * capacity_kwh * efficiency / dt_h))
+        elif want_out[i] > 0.0:
+            discharge[i] = min(want_out[i], max(0.0, (s - soc_min) * capacity_kwh * efficiency / dt_h))
             s -= discharge[i] * dt_h / (efficiency * capacity_kwh)
         soc[i] = s
     return charge, discharge, soc

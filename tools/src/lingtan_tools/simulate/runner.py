@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 
 from lingtan.park.model import ModbusDevice, MqttDevice, OpcUaDevice, Park
 from lingtan.settings import Settings
+from lingtan_collectors.modbus.simulator import ModbusSimServer
+from lingtan_collectors.mqtt.simulator import MqttSimPublisher
+from lingtan_collectors.opcua.simulator import OpcUaSimServer
 from lingtan_tools.simulate.emitlog import EmissionLog
 from lingtan_tools.simulate.engine import Engine
 from lingtan_tools.simulate.faults import Fault, FaultBook, FaultKind
-from lingtan_tools.simulate.modbus_server import ModbusSimServer
-from lingtan_tools.simulate.mqtt_publisher import MqttSimPublisher
-from lingtan_tools.simulate.opcua_server import OpcUaSimServer
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,23 @@ class Simulator:
         self.faults.listeners.append(self._on_fault)
         self.emit = EmissionLog(emit_log)
         self.tick = -1  # last published tick
-        refs = self.engine.refs
-        used = {r.device_id for r in refs}
         self.opcua: list[OpcUaSimServer] = []
         self.modbus: list[ModbusSimServer] = []
         self.mqtt: list[MqttSimPublisher] = []
+        for (proto, where), devices in self._device_groups(protocols).items():
+            self._add_server(proto, where, devices, history_count)
+        self._task: asyncio.Task[None] | None = None
+        self._ticked: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wall0 = 0.0
+        self.lag_ticks = 0  # ticks skipped (computed but not published) because the loop fell behind
+
+    def _device_groups(self, protocols: Set[str]) -> dict[tuple[str, Any], list[Any]]:
+        """The simulated devices by (protocol, endpoint): devices that share a socket share a server."""
+        settings = self.settings
+        used = {r.device_id for r in self.engine.refs}
         groups: dict[tuple[str, Any], list[Any]] = defaultdict(list)
-        for d in park.devices:
+        for d in self.park.devices:
             if d.id not in used or d.protocol.value not in protocols:
                 continue
             if isinstance(d, OpcUaDevice):
@@ -126,22 +136,21 @@ class Simulator:
                 groups[("modbus", (d.host or settings.modbus_host, d.port or settings.modbus_port))].append(d)
             elif isinstance(d, MqttDevice):
                 groups[("mqtt", (d.host or settings.mqtt_host, d.port or settings.mqtt_port))].append(d)
-        for (proto, where), devices in groups.items():
-            if proto == "opcua":
-                self.opcua.append(OpcUaSimServer(where, devices, refs, history_count=history_count))
-            elif proto == "modbus":
-                self.modbus.append(ModbusSimServer(where[0], where[1], devices, refs, self.faults, lambda: max(self.tick, 0)))
-            else:
-                client_id = f"lingtan-sim-{park.park.id}-{len(self.mqtt)}"
-                self.mqtt.append(MqttSimPublisher(
-                    where[0], where[1], devices, refs, self.emit, client_id=client_id,
-                    username=settings.mqtt_username, password=settings.mqtt_password,
-                ))
-        self._task: asyncio.Task[None] | None = None
-        self._ticked: asyncio.Condition | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wall0 = 0.0
-        self.lag_ticks = 0  # ticks skipped (computed but not published) because the loop fell behind
+        return groups
+
+    def _add_server(self, proto: str, where: Any, devices: list[Any], history_count: int) -> None:
+        """The simulated server (or publisher) of one device group."""
+        refs, settings = self.engine.refs, self.settings
+        if proto == "opcua":
+            self.opcua.append(OpcUaSimServer(where, devices, refs, history_count=history_count))
+        elif proto == "modbus":
+            self.modbus.append(ModbusSimServer(where[0], where[1], devices, refs, self.faults, lambda: max(self.tick, 0)))
+        else:
+            client_id = f"lingtan-sim-{self.park.park.id}-{len(self.mqtt)}"
+            self.mqtt.append(MqttSimPublisher(
+                where[0], where[1], devices, refs, self.emit, client_id=client_id,
+                username=settings.mqtt_username, password=settings.mqtt_password,
+            ))
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from lingtan.cli import load_park_or_exit, settings_from_args
-from lingtan.settings import Settings, load_settings
+from lingtan.settings import Settings, load_settings, state_dir_from
+
+if TYPE_CHECKING:
+    from lingtan.park.model import Park
+    from lingtan_tools.stack.services import ChildSpec
 
 log = logging.getLogger("lingtan")
 
@@ -44,18 +48,32 @@ def _lingtan_argv() -> list[str]:
 def cmd_up(args: argparse.Namespace) -> int:
     from lingtan.influxdb import InfluxClient
     from lingtan_influx.provision import init_influx
-    from lingtan_tools.stack.services import (
-        ChildSpec,
-        LocalInflux,
-        LocalMosquitto,
-        ProcessSupervisor,
-        ServiceError,
-    )
+    from lingtan_tools.stack.services import ProcessSupervisor
 
-    state_dir = Path(args.state_dir or os.environ.get("LINGTAN_STATE_DIR") or "var").absolute()
+    state_dir = state_dir_from(args.state_dir).absolute()
     _ensure_env_file(state_dir)
     settings = load_settings(state_dir=state_dir)
     park = load_park_or_exit(settings)
+    _start_local_servers(state_dir, settings)
+    for entry in init_influx(InfluxClient.from_settings(settings), admin_user=settings.influx_user,
+                             admin_password=settings.influx_password):
+        log.debug(entry)
+    print(f"  influx     database {settings.influx_db!r} initialised (retention policies, continuous queries)")
+    children = _child_specs(settings, state_dir, args.seed)
+    admin_password = _ensure_ca_and_first_admin(settings, state_dir, park)
+    sup = ProcessSupervisor(state_dir, children)
+    pid = sup.spawn_daemon([*_lingtan_argv(), "supervise", "--state-dir", str(state_dir)])
+    print(f"  supervisor pid {pid}: " + ", ".join(c.name for c in children))
+    if args.wait > 0:
+        _wait_for_fresh_data(settings, park, args.wait)
+    _print_summary(settings, park, state_dir, admin_password)
+    return 0
+
+
+def _start_local_servers(state_dir: Path, settings: Settings) -> None:
+    """Start the local influxd and mosquitto; exit with the reason when one cannot start."""
+    from lingtan_tools.stack.services import LocalInflux, LocalMosquitto, ServiceError
+
     influx = LocalInflux(state_dir, _influx_port(settings))
     mqtt = LocalMosquitto(state_dir, settings.mqtt_port)
     try:
@@ -64,42 +82,54 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {server.binary_name:10s} up on 127.0.0.1:{server.port} (pid {server.pid})")
     except ServiceError as exc:
         raise SystemExit(f"lingtan up: {exc}") from None
-    for entry in init_influx(InfluxClient.from_settings(settings), admin_user=settings.influx_user,
-                             admin_password=settings.influx_password):
-        log.debug(entry)
-    print(f"  influx     database {settings.influx_db!r} initialised (retention policies, continuous queries)")
+
+
+def _child_specs(settings: Settings, state_dir: Path, seed: int) -> list[ChildSpec]:
+    """The processes the supervisor keeps running: simulator, collectors, calc-service, auth-proxy (and redirect)."""
+    from lingtan_tools.stack.services import ChildSpec
+
     env = {"LINGTAN_STATE_DIR": str(state_dir), "LINGTAN_PARK_FILE": str(Path(settings.park_file).absolute())}
     base = _lingtan_argv()
-    children = [ChildSpec("simulator", [*base, "simulate", "--seed", str(args.seed)], env=env)]
+    children = [ChildSpec("simulator", [*base, "simulate", "--seed", str(seed)], env=env)]
     children += [ChildSpec(f"collector-{p}", [*base, "collect", "--protocol", p], env=env)
                  for p in ("opcua", "modbus", "mqtt")]
     children.append(ChildSpec("calc-service", [*base, "calc", "serve"], env=env))
     children.append(ChildSpec("auth-proxy", [*base, "proxy", "serve"], env=env))
     if settings.proxy_http_port:
         children.append(ChildSpec("http-redirect", [*base, "proxy", "redirect"], env=env))
+    return children
+
+
+def _ensure_ca_and_first_admin(settings: Settings, state_dir: Path, park: Park) -> str | None:
+    """Create the park CA and the first portal admin if missing; the admin's one-time password, if created."""
     from lingtan_proxy.certs import ParkCA, default_directory
     from lingtan_proxy.cli import create_first_admin
 
     ParkCA.ensure(default_directory(state_dir), park.park.name)
-    admin_password = create_first_admin(settings)
-    sup = ProcessSupervisor(state_dir, children)
-    pid = sup.spawn_daemon([*base, "supervise", "--state-dir", str(state_dir)])
-    print(f"  supervisor pid {pid}: " + ", ".join(c.name for c in children))
-    if args.wait > 0:
-        from lingtan_tools.stack.status import point_freshness
+    return create_first_admin(settings)
 
-        client = InfluxClient.from_settings(settings)
-        deadline = time.monotonic() + args.wait
-        fresh: dict[str, float] = {}
-        from lingtan.park.index import iter_points
 
-        total = len(iter_points(park))
-        while time.monotonic() < deadline:
-            fresh = point_freshness(client, park, window_s=120)
-            if len(fresh) >= total:
-                break
-            time.sleep(2)
-        print(f"  data       {len(fresh)}/{total} points of park {park.park.id} written in the last 120 s")
+def _wait_for_fresh_data(settings: Settings, park: Park, wait_s: float) -> None:
+    """Wait up to ``wait_s`` [s] until every point has been written in the last 120 s; print how many were."""
+    from lingtan.influxdb import InfluxClient
+    from lingtan_tools.stack.status import point_freshness
+
+    client = InfluxClient.from_settings(settings)
+    deadline = time.monotonic() + wait_s
+    fresh: dict[str, float] = {}
+    from lingtan.park.index import iter_points
+
+    total = len(iter_points(park))
+    while time.monotonic() < deadline:
+        fresh = point_freshness(client, park, window_s=120)
+        if len(fresh) >= total:
+            break
+        time.sleep(2)
+    print(f"  data       {len(fresh)}/{total} points of park {park.park.id} written in the last 120 s")
+
+
+def _print_summary(settings: Settings, park: Park, state_dir: Path, admin_password: str | None) -> None:
+    """Where each service of the running stack answers, and the first admin's one-time password if new."""
     print()
     print(f"Lingtan demo park {park.park.name} is running (state in {state_dir}).")
     print(f"  InfluxDB   {settings.influx_url}  db={settings.influx_db}  user={settings.influx_user}"
@@ -114,7 +144,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  first login: user admin, one-time password {admin_password}")
         print("              (shown only now; change it and set up a second factor at first login)")
     print("  `lingtan status` shows each process; `make down` stops everything.")
-    return 0
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -126,7 +155,7 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from lingtan_tools.stack.services import stop_all
 
-    state_dir = Path(args.state_dir or os.environ.get("LINGTAN_STATE_DIR") or "var").absolute()
+    state_dir = state_dir_from(args.state_dir).absolute()
     stopped = stop_all(state_dir)
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     return 0

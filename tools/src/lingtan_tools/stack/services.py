@@ -32,6 +32,8 @@ import paho.mqtt.client as mqtt
 import psutil
 import requests
 
+from lingtan.settings import state_dir_from
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[4]  # tools/src/lingtan_tools/stack/ -> the checkout
@@ -480,7 +482,7 @@ def supervisor_pid(state_dir: Path) -> int | None:
 def stop_all(state_dir: Path | None = None, timeout: float = 15.0) -> list[str]:
     """Stop the supervisor (it stops its children), stray children, mosquitto, influxd; return their names.
     Each pid is verified first (creation time, or binary + config path), so stale pid files are harmless."""
-    state_dir = Path(state_dir or os.environ.get("LINGTAN_STATE_DIR") or "var").absolute()
+    state_dir = state_dir_from(state_dir).absolute()
     run = state_dir / "run"
     stopped: list[str] = []
     if (pid := supervisor_pid(state_dir)) and (proc := live_process(pid)):

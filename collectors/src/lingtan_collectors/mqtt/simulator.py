@@ -21,10 +21,14 @@ import paho.mqtt.client as mqtt
 
 from lingtan.park.index import PointRef
 from lingtan.park.model import MqttDevice
-from lingtan_tools.simulate import codec
-from lingtan_tools.simulate.emitlog import EmissionLog, value_record
-from lingtan_tools.simulate.engine import Engine
-from lingtan_tools.simulate.faults import FaultBook, FaultKind
+from lingtan_collectors.common import codec
+from lingtan_collectors.common.simulation import (
+    EmissionSink,
+    FaultKind,
+    FaultSource,
+    ValueSource,
+    value_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ def set_path(doc: dict[str, Any], path: str, value: Any) -> None:
 class _Message:
     device: MqttDevice
     topic: str
-    points: list[tuple[int, PointRef]]  # (index into Engine.refs, ref)
+    points: list[tuple[int, PointRef]]  # (index into ValueSource.refs, ref)
 
 
 class MqttSimPublisher:
@@ -58,7 +62,7 @@ class MqttSimPublisher:
         Devices whose points are published through this connection.
     refs : list of PointRef
         All points of the park.
-    emit : EmissionLog
+    emit : EmissionSink
         Where acknowledged values are logged.
     client_id : str
         MQTT client id.
@@ -72,7 +76,7 @@ class MqttSimPublisher:
         port: int,
         devices: list[MqttDevice],
         refs: list[PointRef],
-        emit: EmissionLog,
+        emit: EmissionSink,
         *,
         client_id: str = "lingtan-simulator",
         username: str = "",
@@ -135,7 +139,7 @@ class MqttSimPublisher:
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
 
-    def build(self, msg: _Message, engine: Engine, faults: FaultBook, tick: int) -> tuple[bytes, list[dict[str, Any]]] | None:
+    def build(self, msg: _Message, engine: ValueSource, faults: FaultSource, tick: int) -> tuple[bytes, list[dict[str, Any]]] | None:
         """Payload of one message at ``tick`` and the values it carries (None: the meter is silent)."""
         ts_ms = engine.ts_ms(tick)
         doc: dict[str, Any] = {}
@@ -162,7 +166,7 @@ class MqttSimPublisher:
             return text[: len(text) // 2].encode(), []
         return text.encode(), records
 
-    def publish(self, engine: Engine, faults: FaultBook, tick: int) -> int:
+    def publish(self, engine: ValueSource, faults: FaultSource, tick: int) -> int:
         """Publish this tick's messages (QoS 1); returns how many were handed to paho."""
         if not self.connected.is_set():
             return 0

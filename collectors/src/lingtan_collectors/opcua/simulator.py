@@ -25,10 +25,14 @@ from asyncua.server.history import HistoryStorageInterface
 
 from lingtan.park.index import PointRef
 from lingtan.park.model import OpcUaDevice
-from lingtan_tools.simulate import codec
-from lingtan_tools.simulate.emitlog import EmissionLog, value_record
-from lingtan_tools.simulate.engine import Engine
-from lingtan_tools.simulate.faults import FaultBook, FaultKind
+from lingtan_collectors.common import codec
+from lingtan_collectors.common.simulation import (
+    EmissionSink,
+    FaultKind,
+    FaultSource,
+    ValueSource,
+    value_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ async def enable_history(server: Server, nodeid: ua.NodeId, count: int) -> None:
 class _Var:
     ref: PointRef
     nodeid: ua.NodeId
-    index: int  # position in Engine.refs
+    index: int  # position in ValueSource.refs
 
 
 def parse_node_id(text: str, default_ns: int) -> ua.NodeId:
@@ -139,7 +143,7 @@ class OpcUaSimServer:
         self._started = True
         log.info("OPC UA server at %s with %d variables", self.endpoint, len(self.vars))
 
-    async def publish(self, engine: Engine, faults: FaultBook, tick: int, emit: EmissionLog) -> int:
+    async def publish(self, engine: ValueSource, faults: FaultSource, tick: int, emit: EmissionSink) -> int:
         """Write this tick's values; returns the number of good values written."""
         src = engine.time_at(tick)
         now = dt.datetime.now(dt.UTC)
