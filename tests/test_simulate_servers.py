@@ -27,7 +27,8 @@ from lingtan.park import counters, load_park
 from lingtan.park.index import iter_points
 from lingtan.park.model import Park
 from lingtan.settings import DEMO_PARK, Settings
-from lingtan_tools.simulate import Simulator, codec, start_in_thread
+from lingtan_collectors.common import codec
+from lingtan_tools.simulate import Simulator, start_in_thread
 from lingtan_tools.simulate.faults import FaultKind
 
 START = dt.datetime(2025, 6, 18, 10, 0)  # a Wednesday morning, local time

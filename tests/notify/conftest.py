@@ -229,6 +229,7 @@ class RunningBridge:
     url: str
     server: Any
     thread: threading.Thread
+    closed: bool = False
 
     @property
     def bridge(self):
@@ -260,6 +261,11 @@ class RunningBridge:
         return got
 
     def close(self) -> None:
+        """Stop the server and the bridge; again (the fixture's teardown after a test's own close) is a no-op:
+        a second stop would write to the closed trigger's file descriptor, or to whatever file reused it."""
+        if self.closed:
+            return
+        self.closed = True
         stop_waitress(self.server, self.thread)
         self.bridge.close()
 

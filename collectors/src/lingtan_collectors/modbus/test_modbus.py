@@ -347,7 +347,7 @@ def test_units_are_spread_over_parallel_connections(tmp_path: Path) -> None:
 
 def test_throughput_at_least_1000_requests_per_second() -> None:
     """1,200 requests of 10 registers per 1 s cycle against a pymodbus server in another process."""
-    from lingtan_collectors.modbus import bench
+    from lingtan_tools.bench import modbus_poll as bench
 
     result = bench.run(units=10, requests=120, seconds=3.0)
     print(result.text())
