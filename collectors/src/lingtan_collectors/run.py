@@ -11,7 +11,7 @@ from lingtan.park.model import Park, Protocol
 from lingtan.settings import Settings
 from lingtan_collectors.common.runtime import CollectorRuntime
 from lingtan_collectors.plugin import CollectorPlugin
-from lingtan_collectors.plugins import PLUGINS
+from lingtan_collectors.plugins import plugin as plugin_of
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def run_collector(protocol: Protocol, park: Park, settings: Settings) -> None:
     runtime.start()
     log.info("%s: %d device(s), %d point(s), writing to %s db=%s", runtime.name, len(runtime.devices),
              sum(len(p) for p in runtime.points.values()), settings.influx_url, settings.influx_db)
-    plugin = PLUGINS[protocol]
+    plugin = plugin_of(protocol)
     try:
         if plugin.blocking:
             stop = threading.Event()
