@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from lingtan.errors import ApiError
 from lingtan.influxdb import InfluxClient, InfluxError
 from lingtan.park.carriers import CARRIER_UNITS, Carrier
 from lingtan_proxy.audit import utcnow
-from lingtan_proxy.context import ApiError, client_ip, state
+from lingtan_proxy.context import client_ip, state
 from lingtan_proxy.guards import deny, require
 from lingtan_proxy.rbac import PARK, enterprise_scope
 from lingtan_proxy.tokens import token_entities, uses_last_minute

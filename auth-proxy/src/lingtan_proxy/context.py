@@ -14,7 +14,6 @@ from typing import Any
 from flask import current_app, g, request
 from sqlalchemy.orm import sessionmaker
 
-from lingtan.errors import ApiError
 from lingtan.influxdb import InfluxClient
 from lingtan.park.model import Park
 from lingtan.settings import Settings
@@ -23,9 +22,6 @@ from lingtan_proxy.httpclient import Upstream
 from lingtan_proxy.identity import ProxyContext
 from lingtan_proxy.models import User
 from lingtan_proxy.policy import SecurityPolicy
-
-__all__ = ["EXTENSION", "JSON_PREFIXES", "LOGIN_CSRF_COOKIE", "ApiError", "ProxyState", "client_ip", "state",
-           "user_row", "wants_json"]
 
 EXTENSION = "lingtan_proxy"
 LOGIN_CSRF_COOKIE = "__Host-lingtan-csrf"

@@ -6,7 +6,8 @@ from functools import wraps
 
 from flask import abort, g, redirect, request, url_for
 
-from lingtan_proxy.context import ApiError, client_ip, state, wants_json
+from lingtan.errors import ApiError
+from lingtan_proxy.context import client_ip, state, wants_json
 from lingtan_proxy.rbac import permissions_of
 
 

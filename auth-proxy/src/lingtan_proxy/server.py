@@ -16,6 +16,7 @@ from gunicorn.app.base import BaseApplication
 from lingtan.settings import Settings
 from lingtan_proxy.app import create_app
 from lingtan_proxy.certs import ParkCA, default_directory, server_ssl_context
+from lingtan_proxy.context import EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class ProxyServer(BaseApplication):
 
         def post_fork(_server: Any, _worker: Any) -> None:
             # connections opened by the master while bootstrapping must not be shared with the workers
-            self._app.extensions["lingtan_proxy"].db.kw["bind"].dispose(close=False)
+            self._app.extensions[EXTENSION].db.kw["bind"].dispose(close=False)
 
         for key_, value in {"bind": [self.bind], "workers": s.proxy_workers, "threads": s.proxy_threads,
                             "worker_class": "gthread", "certfile": str(cert), "keyfile": str(key),

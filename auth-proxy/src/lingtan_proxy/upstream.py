@@ -22,8 +22,9 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from lingtan.errors import ApiError
 from lingtan.uploads import uploaded_table
-from lingtan_proxy.context import LOGIN_CSRF_COOKIE, ApiError, client_ip, state
+from lingtan_proxy.context import LOGIN_CSRF_COOKIE, client_ip, state
 from lingtan_proxy.guards import deny, require
 from lingtan_proxy.rbac import PARK, enterprise_scope, grafana_role, permissions_of
 from lingtan_proxy.sessions import COOKIE, mark_grafana_audited

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, time, timedelta
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
+from lingtan.errors import ApiError
 from lingtan_proxy import audit
-from lingtan_proxy.context import ApiError, client_ip, state
+from lingtan_proxy.context import client_ip, state
 from lingtan_proxy.guards import require
 
 bp = Blueprint("audit", __name__)

@@ -39,8 +39,6 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     sessions = session_factory(make_engine(settings.sql_url))
     service = CalcService(settings, park, client, sessions)
     app.extensions["lingtan_calc"] = service
-
-
     app.register_blueprint(api_bp)
     app.register_blueprint(meters_bp)
 
@@ -57,5 +55,3 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     if start_scheduler:
         service.start()
     return app
-
-
