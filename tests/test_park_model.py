@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import lingtan
 from lingtan.park import Park, ParkModelError, load_park, parse_park
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
-from lingtan.park.model import MODBUS_TYPE_WORDS, RESERVED_TAGS, credit_code_check_char
+from lingtan.park.model import RESERVED_TAGS, credit_code_check_char
+from lingtan_collectors.modbus.model import MODBUS_TYPE_WORDS
 
 DEMO_PARK = Path(lingtan.__file__).parent / "data" / "demo_park.yaml"
 

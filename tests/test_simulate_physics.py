@@ -177,7 +177,7 @@ def test_grid_exchange_and_counters_by_hand():
 
 
 def test_register_orders_by_hand():
-    from lingtan.park.model import ModbusBinding
+    from lingtan_collectors.modbus.model import ModbusBinding
 
     def b(type_, wo="big", bo="big"):
         return ModbusBinding(unit_id=1, function=3, address=0, type=type_, word_order=wo, byte_order=bo)

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lingtan.park.carriers import CARRIER_UNITS, Carrier, Kind
-from lingtan.park.counters import REGISTER_BITS
-from lingtan.park.model import Park, Protocol
+from lingtan.park.model import PROTOCOLS, Park
 
 Loc = tuple[Any, ...]
 Errors = list[tuple[Loc, str]]
@@ -35,9 +34,8 @@ class _Seen:
     meter_ids: dict[str, Loc] = field(default_factory=dict)
     point_ids: dict[str, Loc] = field(default_factory=dict)
     meters: dict[str, Any] = field(default_factory=dict)
-    registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]] = field(default_factory=dict)
-    opcua_nodes: dict[tuple[str, str], str] = field(default_factory=dict)
-    mqtt_paths: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # the points of each protocol with their device and location, for the protocol's own checks
+    bound: dict[str, list[tuple[Any, Any, Loc]]] = field(default_factory=dict)
 
 
 def check_park(park: Park) -> list[tuple[Loc, str]]:
@@ -48,7 +46,9 @@ def check_park(park: Park) -> list[tuple[Loc, str]]:
     devices = {d.id: d for d in park.devices}
     seen = _Seen()
     errors += _enterprise_units(park, devices, seen)
-    errors += _register_overlaps(seen.registers)
+    for spec in PROTOCOLS:
+        if spec.check_bindings is not None:
+            errors += spec.check_bindings(seen.bound.get(spec.name, []))
     errors += _meter_parents(seen.meters, seen.meter_ids)
     nodes, node_errors = _topology_nodes(park, seen.unit_ids)
     errors += node_errors
@@ -107,71 +107,23 @@ def _point_unit_role_rollover(meter: Any, point: Any, ploc: Loc) -> Errors:
         ))
     if point.rollover is not None and point.kind is not Kind.counter:
         errors.append(((*ploc, "rollover"), "rollover is only meaningful for counters"))
-    bits = REGISTER_BITS.get(point.modbus.type) if point.modbus is not None else None
-    if point.rollover is not None and bits is not None and point.rollover > 2**bits:
-        errors.append(((*ploc, "rollover"), f"rollover {point.rollover:g} exceeds what a "
-                       f"{point.modbus.type} register holds (2^{bits})"))
+    width = point.binding.integer_width()
+    if point.rollover is not None and width is not None and point.rollover > 2 ** width[0]:
+        errors.append(((*ploc, "rollover"), f"rollover {point.rollover:g} exceeds what "
+                       f"{width[1]} holds (2^{width[0]})"))
     return errors
 
 
 def _point_binding(point: Any, ploc: Loc, device: Any, seen: _Seen) -> Errors:
-    """The point's protocol is its device's; OPC UA nodes and MQTT paths are bound once; Modbus spans are noted."""
+    """The point's protocol is its device's; the point is kept for its protocol's own checks."""
     if point.protocol is not device.protocol:
         return [(
             (*ploc, point.protocol.value),
             f"point {point.id!r} has a {point.protocol.value} binding but its meter's device "
             f"{device.id!r} speaks {device.protocol.value}",
         )]
-    errors: Errors = []
-    if point.protocol is Protocol.modbus:
-        b = point.modbus
-        assert b is not None
-        key = (device.id, b.unit_id, b.function)
-        seen.registers.setdefault(key, []).append(
-            (b.address, b.address + b.words - 1, point.id, (*ploc, "modbus", "address"))
-        )
-    elif point.protocol is Protocol.opcua:
-        assert point.opcua is not None
-        nkey = (device.id, point.opcua.node_id)
-        if nkey in seen.opcua_nodes:
-            errors.append((
-                (*ploc, "opcua", "node_id"),
-                f"node id {point.opcua.node_id!r} already bound to point {seen.opcua_nodes[nkey]!r}",
-            ))
-        seen.opcua_nodes[nkey] = point.id
-    else:
-        assert point.mqtt is not None
-        mkey = (device.id, point.mqtt.topic, point.mqtt.json_path)
-        if mkey in seen.mqtt_paths:
-            errors.append((
-                (*ploc, "mqtt", "json_path"),
-                f"topic {point.mqtt.topic!r} path {point.mqtt.json_path!r} already bound to point "
-                f"{seen.mqtt_paths[mkey]!r}",
-            ))
-        seen.mqtt_paths[mkey] = point.id
-    return errors
-
-
-def _register_overlaps(registers: dict[tuple[str, int, int], list[tuple[int, int, str, Loc]]]) -> Errors:
-    """No two Modbus points of one device, unit id and function code share a register."""
-    errors: Errors = []
-    for (dev, unit_id, fc), spans in registers.items():
-        spans.sort(key=lambda span: (span[0], span[1]))
-        # compare each span with the one reaching furthest among those sorted before it; comparing only
-        # neighbours misses e.g. 6..6 inside a float64 at 4..7 when a 5..5 sorts between them
-        reach: tuple[int, int, str, Loc] | None = None
-        for span in spans:
-            b0, b1, p_b, loc_b = span
-            if reach is not None and b0 <= reach[1]:
-                a0, a1, p_a, _ = reach
-                errors.append((
-                    loc_b,
-                    f"Modbus registers {b0}..{b1} of point {p_b!r} overlap {a0}..{a1} of point {p_a!r} "
-                    f"(device {dev!r}, unit {unit_id}, function {fc})",
-                ))
-            if reach is None or b1 > reach[1]:
-                reach = span
-    return errors
+    seen.bound.setdefault(point.protocol.value, []).append((device, point, ploc))
+    return []
 
 
 def _meter_parents(meters: dict[str, Any], meter_ids: dict[str, Loc]) -> list[tuple[Loc, str]]:

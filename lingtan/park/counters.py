@@ -34,8 +34,6 @@ from lingtan.park.carriers import Carrier, Kind
 from lingtan.park.index import PointRef
 from lingtan.park.model import Meter, Point
 
-#: bits of the Modbus integer register types (a counter in one wraps at 2**bits)
-REGISTER_BITS = {"int16": 16, "uint16": 16, "int32": 32, "uint32": 32}
 #: a drop to at most this fraction of the previous reading is a reset: a register that restarted
 #: from zero has counted up only briefly, whereas a replayed or re-synced value lies close to the
 #: old one (the demo park's restart replayed values 99.9 % of the previous reading)
@@ -77,14 +75,14 @@ ROLLOVER, RESET, BACKWARDS = "rollover", "reset", "backwards"
 
 
 def raw_modulus(point: Point) -> float | None:
-    """Raw value at which a counter wraps: ``rollover``, else its Modbus register width, else None."""
+    """Raw value at which a counter wraps: ``rollover``, else the width of the integer its binding
+    holds (a Modbus uint16 register wraps at 65 536), else None."""
     if point.kind is not Kind.counter:
         return None
     if point.rollover is not None:
         return float(point.rollover)
-    if point.modbus is not None and point.modbus.type in REGISTER_BITS:
-        return float(1 << REGISTER_BITS[point.modbus.type])
-    return None
+    width = point.binding.integer_width()
+    return None if width is None else float(1 << width[0])
 
 
 def canonical_modulus(ref: PointRef) -> float | None:
@@ -112,7 +110,7 @@ def rated_capacity(meter: Meter) -> float:
 def register_step(ref: PointRef) -> float:
     """Canonical value of one count of an integer register (0 for float counters)."""
     p = ref.point
-    if p.kind is Kind.counter and p.modbus is not None and p.modbus.type in REGISTER_BITS:
+    if p.kind is Kind.counter and p.binding.integer_width() is not None:
         return abs(p.scale * ref.to_canonical)
     return 0.0
 

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from lingtan.park.checks import check_park
-from lingtan.park.model import Park
+from lingtan.park.model import PROTOCOLS, Park
 
 Loc = tuple[Any, ...]
 #: libyaml's safe loader when PyYAML was built with it (about 10x faster on large parks)
@@ -70,6 +70,10 @@ def _value_at(data: Any, loc: Loc) -> Any:
     return data
 
 
+#: the protocol names, which pydantic puts into the location of a device error
+PROTOCOL_NAMES = frozenset(spec.name for spec in PROTOCOLS)
+
+
 def parse_park(text: str, path: Path) -> Park:
     """Validate YAML ``text`` (read from ``path``) into a :class:`Park`."""
     try:
@@ -91,7 +95,7 @@ def parse_park(text: str, path: Path) -> Park:
         errors = []
         for err in exc.errors():
             # discriminated unions insert the tag (e.g. 'modbus') into loc; drop parts that are not in the document
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"opcua", "modbus", "mqtt"}
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in PROTOCOL_NAMES
                                                           and len(err["loc"]) > 1 and err["loc"][0] == "devices"))
             value = _value_at(data, loc)
             msg = err["msg"]

@@ -2,19 +2,22 @@
 
 One YAML file describes a park (see docs/park-model.md). It is validated on load by
 :func:`lingtan.park.loader.load_park`; validation errors name the file, line and field.
+Devices and point bindings come from the protocols registered in :mod:`lingtan.park.protocols`
+(each collector folder declares its own in ``model.py``).
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, create_model, field_validator, model_validator
 
+from lingtan.park.base import BindingBase, Identifier, Strict
 from lingtan.park.carriers import Carrier, ElectricityRole, Kind
+from lingtan.park.protocols import protocol_enum, registered, spoken_list
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}$")]
 TAG_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 #: tag keys the schema sets itself; a point's own tags may not override them
 RESERVED_TAGS = frozenset(
@@ -22,15 +25,10 @@ RESERVED_TAGS = frozenset(
      "usage", "reason", "time"}
 )
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Protocol(StrEnum):
-    opcua = "opcua"
-    modbus = "modbus"
-    mqtt = "mqtt"
+#: the protocols the installed collectors speak, by rank (lingtan.park.protocols)
+PROTOCOLS = registered()
+#: one member per protocol, e.g. ``Protocol.modbus``
+Protocol = protocol_enum()
 
 
 class Usage(StrEnum):
@@ -41,86 +39,15 @@ class Usage(StrEnum):
     feedstock = "feedstock"  # 原料用能: reported on its own line
 
 
-# --------------------------------------------------------------------------- devices
+# --------------------------------------------------------------------------- devices and points
+
+#: a device of any registered protocol, told apart by its ``protocol``
+Device = Annotated[Union[tuple(spec.device_model for spec in PROTOCOLS)], Field(discriminator="protocol")]  # noqa: UP007
 
 
-class OpcUaDevice(Strict):
-    id: Identifier
-    protocol: Literal[Protocol.opcua]
-    endpoint: str | None = None  # default: settings.opcua_endpoint
-    namespace_uri: str = "urn:lingtan:park"
-    publishing_interval_ms: int = Field(1000, ge=10, le=3_600_000)
-    max_nodes_per_connection: int = Field(500, ge=1, le=100_000)
-    stale_after_s: float = Field(60.0, gt=0)
+class PointBase(Strict):
+    """A point without its protocol binding; :class:`Point` adds one optional field per protocol."""
 
-
-class ModbusDevice(Strict):
-    id: Identifier
-    protocol: Literal[Protocol.modbus]
-    host: str | None = None  # default: settings.modbus_host
-    port: int | None = Field(None, ge=1, le=65535)
-    poll_interval_s: float = Field(5.0, gt=0, le=3600)
-    timeout_s: float = Field(1.0, gt=0, le=60)
-    retries: int = Field(2, ge=0, le=10)
-    backoff_max_s: float = Field(60.0, gt=0)
-    stale_after_s: float = Field(60.0, gt=0)
-
-
-class MqttDevice(Strict):
-    id: Identifier
-    protocol: Literal[Protocol.mqtt]
-    host: str | None = None  # default: settings.mqtt_host
-    port: int | None = Field(None, ge=1, le=65535)
-    timestamp_path: str = "ts"  # JSON path of the epoch-milliseconds timestamp in every payload
-    stale_after_s: float = Field(60.0, gt=0)
-
-
-Device = Annotated[OpcUaDevice | ModbusDevice | MqttDevice, Field(discriminator="protocol")]
-
-# --------------------------------------------------------------------------- bindings
-
-MODBUS_TYPE_WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
-
-
-class OpcUaBinding(Strict):
-    node_id: str = Field(pattern=r"^(ns=\d+;)?[sig]=.+$")
-
-
-class ModbusBinding(Strict):
-    unit_id: int = Field(ge=0, le=247)
-    function: Literal[3, 4]  # 3 = holding registers, 4 = input registers
-    address: int = Field(ge=0, le=65535)
-    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64"]
-    word_order: Literal["big", "little"] = "big"
-    byte_order: Literal["big", "little"] = "big"
-
-    @property
-    def words(self) -> int:
-        return MODBUS_TYPE_WORDS[self.type]
-
-    @model_validator(mode="after")
-    def _fits(self) -> ModbusBinding:
-        if self.address + self.words > 65536:
-            raise ValueError(f"register range {self.address}..{self.address + self.words - 1} exceeds 65535")
-        return self
-
-
-class MqttBinding(Strict):
-    topic: str = Field(min_length=1)
-    json_path: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-    @field_validator("topic")
-    @classmethod
-    def _no_wildcards(cls, v: str) -> str:
-        if "+" in v or "#" in v:
-            raise ValueError(f"topic {v!r} may not contain MQTT wildcards")
-        return v
-
-
-# --------------------------------------------------------------------------- hierarchy
-
-
-class Point(Strict):
     id: Identifier
     kind: Kind
     unit: str
@@ -129,10 +56,7 @@ class Point(Strict):
     role: ElectricityRole | None = None
     valid_min: float | None = None  # plausibility range, in the canonical unit
     valid_max: float | None = None
-    rollover: float | None = Field(None, gt=0)  # raw counter modulus for non-Modbus counters
-    opcua: OpcUaBinding | None = None
-    modbus: ModbusBinding | None = None
-    mqtt: MqttBinding | None = None
+    rollover: float | None = Field(None, gt=0)  # raw counter modulus where the binding does not fix one
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("tags")
@@ -146,21 +70,32 @@ class Point(Strict):
         return tags
 
     @model_validator(mode="after")
-    def _one_binding(self) -> Point:
-        bound = [name for name in ("opcua", "modbus", "mqtt") if getattr(self, name) is not None]
+    def _one_binding(self) -> PointBase:
+        bound = [spec.name for spec in PROTOCOLS if getattr(self, spec.name) is not None]
         if len(bound) != 1:
-            raise ValueError(f"a point needs exactly one protocol binding (opcua, modbus or mqtt), got {bound or 'none'}")
+            names = spoken_list([spec.name for spec in PROTOCOLS])
+            raise ValueError(f"a point needs exactly one protocol binding ({names}), got {bound or 'none'}")
         if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
             raise ValueError(f"valid_min {self.valid_min} > valid_max {self.valid_max}")
         return self
 
     @property
-    def protocol(self) -> Protocol:
-        if self.opcua is not None:
-            return Protocol.opcua
-        if self.modbus is not None:
-            return Protocol.modbus
-        return Protocol.mqtt
+    def protocol(self) -> Any:
+        """The :data:`Protocol` member of the point's binding."""
+        return next(Protocol(spec.name) for spec in PROTOCOLS if getattr(self, spec.name) is not None)
+
+    @property
+    def binding(self) -> BindingBase:
+        """The point's one protocol binding."""
+        found: BindingBase = getattr(self, self.protocol.value)
+        return found
+
+
+#: a point: :class:`PointBase` plus ``<protocol>: <its binding> | None`` for every protocol
+Point = create_model(  # type: ignore[call-overload]
+    "Point", __base__=PointBase, __module__=__name__,
+    **{spec.name: (Optional[spec.binding_model], None) for spec in PROTOCOLS},  # noqa: UP045
+)
 
 
 class Simulation(Strict):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lingtan.cli import load_park_or_exit, settings_from_args
+from lingtan_collectors.protocols import protocol_folders
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -34,6 +35,6 @@ def cmd_telegraf_config(args: argparse.Namespace) -> int:
 def register(sub, nested) -> None:
     """Add ``collect`` and ``telegraf-config`` to the ``lingtan`` command."""
     sp = nested(sub, "collect", cmd_collect, "collect one protocol into InfluxDB")
-    sp.add_argument("--protocol", required=True, choices=["opcua", "modbus", "mqtt"])
+    sp.add_argument("--protocol", required=True, choices=protocol_folders())
     sp = nested(sub, "telegraf-config", cmd_telegraf_config, "generate telegraf.conf from the park model")
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")

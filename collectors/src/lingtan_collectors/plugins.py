@@ -1,8 +1,9 @@
 """The collector plugins, one per protocol folder (see :mod:`lingtan_collectors.plugin`).
 
-A new protocol adds its folder and one line to :data:`PLUGIN_MODULES`. A plugin is imported
-when it is first asked for, so that ``lingtan collect --protocol modbus`` does not load asyncua
-and paho: a collector restarted after a crash is polling again as soon as it can.
+The plugin of protocol ``p`` is ``PLUGIN`` in ``lingtan_collectors/<p>/plugin.py``; a new
+protocol adds its folder and nothing else. A plugin is imported when it is first asked for, so
+that ``lingtan collect --protocol modbus`` does not load asyncua and paho: a collector
+restarted after a crash is polling again as soon as it can.
 """
 
 from __future__ import annotations
@@ -12,17 +13,11 @@ import importlib
 from lingtan.park.model import Protocol
 from lingtan_collectors.plugin import CollectorPlugin
 
-#: the module of each protocol's plugin; it defines ``PLUGIN``
-PLUGIN_MODULES: dict[Protocol, str] = {
-    Protocol.opcua: "lingtan_collectors.opcua.plugin",
-    Protocol.modbus: "lingtan_collectors.modbus.plugin",
-    Protocol.mqtt: "lingtan_collectors.mqtt.plugin",
-}
 
-
-def plugin(protocol: Protocol) -> CollectorPlugin:
+def plugin(protocol: Protocol | str) -> CollectorPlugin:
     """The plugin of ``protocol``."""
-    found: CollectorPlugin = importlib.import_module(PLUGIN_MODULES[Protocol(protocol)]).PLUGIN
+    name = Protocol(protocol).value
+    found: CollectorPlugin = importlib.import_module(f"lingtan_collectors.{name}.plugin").PLUGIN
     return found
 
 

@@ -35,29 +35,27 @@ import math
 
 from lingtan.park.carriers import Carrier
 from lingtan.park.index import PointRef, points_by_device
-from lingtan.park.model import ModbusDevice, OpcUaDevice, Park
+from lingtan.park.model import Park
 from lingtan.settings import Settings
-from lingtan_collectors.common.telegraf import PLUGIN_TAGS, _duration, _is_identity, _kv, _native_modbus_scale
+from lingtan_collectors.common.telegraf import _duration, _is_identity, _kv
 from lingtan_collectors.modbus.telegraf import MODBUS_BYTE_ORDER
-from lingtan_collectors.plugins import plugin_for
+from lingtan_collectors.mqtt.model import ASSUMED_INTERVAL_S as MQTT_ASSUMED_INTERVAL_S
+from lingtan_collectors.plugins import plugin, plugin_for
 
-__all__ = ["MIN_TELEGRAF", "MODBUS_BYTE_ORDER", "PLUGIN_TAGS", "telegraf_config"]
+__all__ = ["MIN_TELEGRAF", "MODBUS_BYTE_ORDER", "telegraf_config"]
 
 #: oldest Telegraf release the generated file works with (OPC UA ``namespace_uri`` came in 1.37)
 MIN_TELEGRAF = "1.37"
 #: outage the in-memory buffer must bridge before Telegraf starts dropping the oldest metrics
 BUFFER_OUTAGE_S = 900
-#: assumed publishing interval of an MQTT point (the park model has none) for buffer sizing
-MQTT_ASSUMED_INTERVAL_S = 5.0
 
 
 # --------------------------------------------------------------------------- mapping
 
 
 def _needs_starlark(ref: PointRef) -> bool:
-    if ref.point.modbus is not None:
-        return not _native_modbus_scale(ref)
-    return not _is_identity(ref)
+    converts = plugin(ref.protocol).telegraf_converts
+    return not (converts(ref) if converts is not None else _is_identity(ref))
 
 
 def _points_per_second(park: Park) -> float:
@@ -66,12 +64,7 @@ def _points_per_second(park: Park) -> float:
     rate = 0.0
     for device in park.devices:
         n = len(refs[device.id])
-        if isinstance(device, OpcUaDevice):
-            rate += n * 1000.0 / device.publishing_interval_ms
-        elif isinstance(device, ModbusDevice):
-            rate += n / device.poll_interval_s
-        else:
-            rate += n / MQTT_ASSUMED_INTERVAL_S
+        rate += n * device.point_rate_hz
     return rate
 
 

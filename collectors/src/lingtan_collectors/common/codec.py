@@ -20,9 +20,9 @@ import math
 import struct
 
 from lingtan.park.carriers import Kind
-from lingtan.park.counters import REGISTER_BITS, raw_modulus
+from lingtan.park.counters import raw_modulus
 from lingtan.park.index import PointRef
-from lingtan.park.model import ModbusBinding
+from lingtan_collectors.modbus.model import REGISTER_BITS, ModbusBinding
 
 STRUCT_FORMAT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}
 INTEGER_BITS = REGISTER_BITS
@@ -75,7 +75,7 @@ def wire_to_canonical(ref: PointRef, wire: Wire) -> float:
 def encode_registers(value: Wire, binding: ModbusBinding) -> list[int]:
     """Pack a raw value into 16-bit registers with the binding's type, word and byte order.
 
-    >>> from lingtan.park.model import ModbusBinding
+    >>> from lingtan_collectors.modbus.model import ModbusBinding
     >>> encode_registers(0x01020304, ModbusBinding(unit_id=1, function=3, address=0, type="uint32"))
     [258, 772]
     >>> encode_registers(0x01020304, ModbusBinding(unit_id=1, function=3, address=0, type="uint32",

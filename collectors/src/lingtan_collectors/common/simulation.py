@@ -8,6 +8,8 @@ the same simulated devices.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -63,3 +65,30 @@ def value_record(protocol: str, point: str, ts_ms: int, value: float, raw: float
     if unwrapped is not None:
         rec["unwrapped"] = unwrapped
     return rec
+
+
+@dataclass(frozen=True)
+class ParkSimContext:
+    """What the park simulator hands a protocol when it builds that protocol's simulated servers."""
+
+    park_id: str
+    settings: Any  # lingtan.settings.Settings: default endpoints and broker credentials
+    refs: list[Any]  # every PointRef of the park, in point-index order
+    faults: FaultSource
+    emit: EmissionSink
+    current_tick: Callable[[], int]  # the last published tick
+    history_count: int = 3600  # values kept per variable where the protocol serves history
+    connect_timeout_s: float = 3.0  # how long start() waits for a broker before going on
+    index: int = 0  # servers of the same protocol built before this one (for unique client ids)
+
+
+class ParkSimServer(Protocol):
+    """One simulated server (or publisher) for the park devices that share one endpoint."""
+
+    async def start(self, engine: ValueSource) -> None: ...
+
+    async def publish(self, engine: ValueSource, faults: FaultSource, tick: int, emit: EmissionSink) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def describe(self) -> str: ...

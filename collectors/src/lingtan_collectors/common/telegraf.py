@@ -9,8 +9,6 @@ import re
 from lingtan.park.index import PointRef
 from lingtan.series import point_tags
 
-#: tags that each input plugin adds itself and the generated file removes with tagexclude
-PLUGIN_TAGS = {"opcua": ("id",), "modbus": ("name", "slave_id", "type"), "mqtt": ()}
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -65,10 +63,14 @@ def _duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def _tags(ref: PointRef) -> dict[str, str]:
-    """The point's schema tags, without empty values (which line protocol cannot carry)."""
+def _tags(ref: PointRef, plugin_tags: tuple[str, ...] = ()) -> dict[str, str]:
+    """The point's schema tags, without empty values (which line protocol cannot carry).
+
+    ``plugin_tags`` are the tags the protocol's Telegraf input adds itself and its fragment
+    removes with ``tagexclude``; a point tag of the same name would be removed with them.
+    """
     tags = {k: v for k, v in sorted(point_tags(ref).items()) if v != ""}
-    clash = set(tags) & set(PLUGIN_TAGS[ref.protocol.value])
+    clash = set(tags) & set(plugin_tags)
     if clash:
         raise ValueError(
             f"point {ref.id}: tag(s) {sorted(clash)} collide with tags the Telegraf {ref.protocol.value} "
@@ -79,12 +81,3 @@ def _tags(ref: PointRef) -> dict[str, str]:
 
 def _is_identity(ref: PointRef) -> bool:
     return ref.point.scale == 1.0 and ref.point.offset == 0.0 and ref.to_canonical == 1.0
-
-
-def _native_modbus_scale(ref: PointRef) -> bool:
-    """True when Telegraf's modbus ``scale`` alone reproduces the point's conversion exactly.
-
-    Telegraf computes ``float64(raw) * scale``; the collectors ``(raw * scale + 0.0) * 1.0``,
-    which is the same double when the offset is 0 and the unit factor is 1.
-    """
-    return ref.point.offset == 0.0 and ref.to_canonical == 1.0

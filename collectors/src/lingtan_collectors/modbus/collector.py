@@ -41,10 +41,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import ModbusDevice
 from lingtan.settings import Settings
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.common.runtime import CollectorRuntime
+from lingtan_collectors.modbus.model import ModbusDevice
 from lingtan_collectors.modbus.plan import (
     MAX_GAP,
     DecodeError,

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lingtan.park.model import MODBUS_TYPE_WORDS, ModbusBinding
+from lingtan_collectors.modbus.model import MODBUS_TYPE_WORDS, ModbusBinding
 
 #: Modbus limit for one read of holding/input registers (spec: 125 = 0x7D)
 MAX_REGISTERS = 125

@@ -38,7 +38,6 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import ModbusDevice
 from lingtan_collectors.common import codec
 from lingtan_collectors.common.simulation import (
     EmissionSink,
@@ -47,6 +46,7 @@ from lingtan_collectors.common.simulation import (
     ValueSource,
     value_record,
 )
+from lingtan_collectors.modbus.model import ModbusDevice
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,12 @@ import yaml
 from lingtan.influxdb import InfluxClient
 from lingtan.park.index import iter_points
 from lingtan.park.loader import ParkModelError, load_park
-from lingtan.park.model import ModbusDevice, Park, Protocol
+from lingtan.park.model import Park, Protocol
 from lingtan.settings import Settings
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.common.runtime import CollectorRuntime
 from lingtan_collectors.modbus.collector import ModbusPoller, run_modbus
+from lingtan_collectors.modbus.model import ModbusDevice
 from lingtan_collectors.modbus.simulator import RegisterServer, free_port
 from tests.golden import influx_lines
 

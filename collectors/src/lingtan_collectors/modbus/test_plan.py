@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
 
-from lingtan.park.model import ModbusBinding
+from lingtan_collectors.modbus.model import ModbusBinding
 from lingtan_collectors.modbus.plan import (
     MAX_GAP,
     MAX_REGISTERS,

@@ -25,9 +25,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from lingtan.park.model import MqttDevice
 from lingtan_collectors.common.runtime import CollectorRuntime
 from lingtan_collectors.mqtt.client import BufferedClient
+from lingtan_collectors.mqtt.model import MqttDevice
 from lingtan_collectors.mqtt.payload import PayloadDecoder, group_by_topic
 
 log = logging.getLogger(__name__)

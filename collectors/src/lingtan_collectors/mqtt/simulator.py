@@ -20,7 +20,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import MqttDevice
 from lingtan_collectors.common import codec
 from lingtan_collectors.common.simulation import (
     EmissionSink,
@@ -29,6 +28,7 @@ from lingtan_collectors.common.simulation import (
     ValueSource,
     value_record,
 )
+from lingtan_collectors.mqtt.model import MqttDevice
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import MqttDevice, Park
+from lingtan.park.model import Park
 from lingtan.series import point_field
 from lingtan.settings import Settings
 from lingtan_collectors.common.telegraf import _kv, _tags
+from lingtan_collectors.mqtt.model import MqttDevice
 
 
 def telegraf_inputs(device: MqttDevice, refs: list[PointRef], park: Park, settings: Settings) -> list[str]:

@@ -33,9 +33,9 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import OpcUaDevice
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.common.runtime import CollectorRuntime
+from lingtan_collectors.opcua.model import OpcUaDevice
 from lingtan_collectors.opcua.state import Batcher, CursorStore, cursor_path, dt_to_ns, ns_to_dt
 
 log = logging.getLogger(__name__)

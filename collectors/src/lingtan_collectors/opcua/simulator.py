@@ -24,7 +24,6 @@ from asyncua import Server, ua
 from asyncua.server.history import HistoryStorageInterface
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import OpcUaDevice
 from lingtan_collectors.common import codec
 from lingtan_collectors.common.simulation import (
     EmissionSink,
@@ -33,6 +32,7 @@ from lingtan_collectors.common.simulation import (
     ValueSource,
     value_record,
 )
+from lingtan_collectors.opcua.model import OpcUaDevice
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from lingtan.park.index import PointRef
-from lingtan.park.model import OpcUaDevice, Park
+from lingtan.park.model import Park
 from lingtan.series import point_field
 from lingtan.settings import Settings
-from lingtan_collectors.common.telegraf import PLUGIN_TAGS, _duration, _kv, _tags
+from lingtan_collectors.common.telegraf import _duration, _kv, _tags
+from lingtan_collectors.opcua.model import OpcUaDevice
 
+#: tags that ``inputs.opcua_listener`` adds itself and the fragment removes with tagexclude
+PLUGIN_TAGS = ("id",)
 #: the value of the OPC UA ``Quality`` field for a good reading (StatusOK)
 OPCUA_GOOD = "OK (0x0)"
 #: monitored-item settings of the OPC UA collector (collectors/src/lingtan_collectors/opcua/collector.py: sampling
@@ -52,7 +55,7 @@ def telegraf_inputs(device: OpcUaDevice, refs: list[PointRef], park: Park, setti
                  security_policy="None", security_mode="None", auth_method="Anonymous",
                  timestamp="source"),
             f"  metricpass = '{_cel_quality_good()}'",
-            *_kv(2, fieldexclude=["Quality"], tagexclude=list(PLUGIN_TAGS["opcua"])),
+            *_kv(2, fieldexclude=["Quality"], tagexclude=list(PLUGIN_TAGS)),
         ]
         by_carrier: dict[str, list[PointRef]] = defaultdict(list)
         for ref in chunk:
@@ -69,7 +72,7 @@ def telegraf_inputs(device: OpcUaDevice, refs: list[PointRef], park: Park, setti
                     f"    # point {ref.id}",
                     "    [[inputs.opcua_listener.group.nodes]]",
                     *_kv(6, name=point_field(ref), namespace_uri=device.namespace_uri, identifier_type=id_type,
-                         identifier=identifier, default_tags=_tags(ref), monitoring_params=OPCUA_MONITORING),
+                         identifier=identifier, default_tags=_tags(ref, PLUGIN_TAGS), monitoring_params=OPCUA_MONITORING),
                 ]
         lines.append("")
     return lines

@@ -24,10 +24,11 @@ from asyncua import Node, Server, ua
 from lingtan.influxdb import InfluxClient
 from lingtan.park.index import points_by_device
 from lingtan.park.loader import load_park
-from lingtan.park.model import OpcUaDevice, Park, Protocol
+from lingtan.park.model import Park, Protocol
 from lingtan.settings import DEMO_PARK, Settings
 from lingtan_collectors.common.runtime import CollectorRuntime
 from lingtan_collectors.opcua.collector import OpcUaCollector, parse_node_id
+from lingtan_collectors.opcua.model import OpcUaDevice
 from lingtan_collectors.opcua.state import cursor_path, dt_to_ns
 from lingtan_tools.stack.services import free_port
 from tests.golden import influx_lines, read_expected

@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass
 
 from lingtan.park.index import iter_points
-from lingtan.park.model import ModbusDevice, Park
+from lingtan.park.model import Park
 from lingtan_collectors.common.quality import PointProcessor
 from lingtan_collectors.modbus.collector import MAX_CONNECTIONS, ModbusPoller
+from lingtan_collectors.modbus.model import ModbusDevice
 from lingtan_collectors.modbus.simulator import free_port
 
 #: (type, registers) of the 5 points in each 10-register request

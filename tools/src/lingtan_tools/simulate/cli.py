@@ -11,12 +11,12 @@ from lingtan.cli import load_park_or_exit, settings_from_args
 def cmd_simulate(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from lingtan_tools.simulate.runner import run
+    from lingtan_tools.simulate.runner import ALL_PROTOCOLS, run
 
     settings = settings_from_args(args)
     park = load_park_or_exit(settings)
     start = datetime.fromisoformat(args.start) if args.start else None
-    protocols = set(args.protocols.split(",")) if args.protocols else {"opcua", "modbus", "mqtt"}
+    protocols = set(args.protocols.split(",")) if args.protocols else ALL_PROTOCOLS
     state = None if args.counter_state == "none" else \
         Path(args.counter_state or settings.state_dir / "simulator" / "counters.json")
     run(park, settings, seed=args.seed, speed=args.speed, start=start, fault_rate=args.fault_rate,
@@ -26,12 +26,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def register(sub, nested) -> None:
     """Add ``simulate`` to the ``lingtan`` command."""
-    sp = nested(sub, "simulate", cmd_simulate, "serve the park's points from simulated devices (OPC UA, Modbus, MQTT)")
+    sp = nested(sub, "simulate", cmd_simulate, "serve the park's points from simulated devices (every protocol)")
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall-clock second")
     sp.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
     sp.add_argument("--fault-rate", type=float, default=0.0002, help="misbehaviour probability per point per tick")
-    sp.add_argument("--protocols", help="comma-separated subset of opcua,modbus,mqtt")
+    sp.add_argument("--protocols", help="comma-separated subset of the protocols (default all: opcua,modbus,mqtt)")
     sp.add_argument("--emit-log", help="write every emitted value as JSON lines to this file")
     sp.add_argument("--counter-state", default="",
                     help="file the counter readings are kept in across restarts "

@@ -24,18 +24,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from lingtan.park.model import ModbusDevice, MqttDevice, OpcUaDevice, Park
+from lingtan.park.model import PROTOCOLS, Park
 from lingtan.settings import Settings
-from lingtan_collectors.modbus.simulator import ModbusSimServer
-from lingtan_collectors.mqtt.simulator import MqttSimPublisher
-from lingtan_collectors.opcua.simulator import OpcUaSimServer
+from lingtan_collectors.common.simulation import ParkSimContext, ParkSimServer
+from lingtan_collectors.plugins import plugin
 from lingtan_tools.simulate.emitlog import EmissionLog
 from lingtan_tools.simulate.engine import Engine
 from lingtan_tools.simulate.faults import Fault, FaultBook, FaultKind
 
 log = logging.getLogger(__name__)
 
-ALL_PROTOCOLS: frozenset[str] = frozenset({"opcua", "modbus", "mqtt"})
+ALL_PROTOCOLS: frozenset[str] = frozenset(spec.name for spec in PROTOCOLS)
 #: how often a running simulator writes its counter state [wall s]; a hard kill loses at most this
 #: much counting, which the calc-service sees as a small backward step (docs/simulator.md)
 SAVE_EVERY_S = 5.0
@@ -61,7 +60,7 @@ class Simulator:
     fault_rate : float
         Probability per point per tick of a random fault; 0 disables random faults.
     protocols : set of str
-        Which of ``opcua``, ``modbus``, ``mqtt`` to serve.
+        Which protocols to serve (default all: ``opcua``, ``modbus``, ``mqtt``).
     tick_s : float
         Wall seconds between ticks.
     emit_log : Path, optional
@@ -111,46 +110,33 @@ class Simulator:
         self.faults.listeners.append(self._on_fault)
         self.emit = EmissionLog(emit_log)
         self.tick = -1  # last published tick
-        self.opcua: list[OpcUaSimServer] = []
-        self.modbus: list[ModbusSimServer] = []
-        self.mqtt: list[MqttSimPublisher] = []
-        for (proto, where), devices in self._device_groups(protocols).items():
-            self._add_server(proto, where, devices, history_count)
+        #: the simulated servers, by protocol rank (opcua, modbus, mqtt) and then park file order
+        self.servers: list[ParkSimServer] = self._build_servers(protocols, history_count)
         self._task: asyncio.Task[None] | None = None
         self._ticked: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall0 = 0.0
         self.lag_ticks = 0  # ticks skipped (computed but not published) because the loop fell behind
 
-    def _device_groups(self, protocols: Set[str]) -> dict[tuple[str, Any], list[Any]]:
-        """The simulated devices by (protocol, endpoint): devices that share a socket share a server."""
-        settings = self.settings
+    def _build_servers(self, protocols: Set[str], history_count: int) -> list[ParkSimServer]:
+        """One server per protocol and endpoint: simulated devices that share a socket share a server."""
         used = {r.device_id for r in self.engine.refs}
-        groups: dict[tuple[str, Any], list[Any]] = defaultdict(list)
-        for d in self.park.devices:
-            if d.id not in used or d.protocol.value not in protocols:
+        servers: list[ParkSimServer] = []
+        for spec in PROTOCOLS:
+            if spec.name not in protocols:
                 continue
-            if isinstance(d, OpcUaDevice):
-                groups[("opcua", d.endpoint or settings.opcua_endpoint)].append(d)
-            elif isinstance(d, ModbusDevice):
-                groups[("modbus", (d.host or settings.modbus_host, d.port or settings.modbus_port))].append(d)
-            elif isinstance(d, MqttDevice):
-                groups[("mqtt", (d.host or settings.mqtt_host, d.port or settings.mqtt_port))].append(d)
-        return groups
-
-    def _add_server(self, proto: str, where: Any, devices: list[Any], history_count: int) -> None:
-        """The simulated server (or publisher) of one device group."""
-        refs, settings = self.engine.refs, self.settings
-        if proto == "opcua":
-            self.opcua.append(OpcUaSimServer(where, devices, refs, history_count=history_count))
-        elif proto == "modbus":
-            self.modbus.append(ModbusSimServer(where[0], where[1], devices, refs, self.faults, lambda: max(self.tick, 0)))
-        else:
-            client_id = f"lingtan-sim-{self.park.park.id}-{len(self.mqtt)}"
-            self.mqtt.append(MqttSimPublisher(
-                where[0], where[1], devices, refs, self.emit, client_id=client_id,
-                username=settings.mqtt_username, password=settings.mqtt_password,
-            ))
+            collector = plugin(spec.name)
+            groups: dict[Any, list[Any]] = defaultdict(list)
+            for d in self.park.devices:
+                if d.id in used and d.protocol.value == spec.name:
+                    groups[collector.park_server_key(d, self.settings)].append(d)
+            for index, (where, devices) in enumerate(groups.items()):
+                context = ParkSimContext(
+                    park_id=self.park.park.id, settings=self.settings, refs=self.engine.refs, faults=self.faults,
+                    emit=self.emit, current_tick=lambda: max(self.tick, 0), history_count=history_count,
+                    connect_timeout_s=self.mqtt_connect_timeout_s, index=index)
+                servers.append(collector.park_server(where, devices, context))
+        return servers
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,15 +154,8 @@ class Simulator:
         self.engine.advance_to(0)
         self.faults.random_step(0)
         try:
-            for s in self.opcua:
-                await s.start()
-            for m in self.modbus:
-                await m.start(self.engine)
-            for p in self.mqtt:
-                p.start()
-            for p in self.mqtt:
-                if not await asyncio.to_thread(p.wait_connected, self.mqtt_connect_timeout_s):
-                    log.warning("MQTT broker %s:%d not reachable yet; publishing starts once it is", p.host, p.port)
+            for server in self.servers:
+                await server.start(self.engine)
         except BaseException:
             await self.stop()
             raise
@@ -187,10 +166,7 @@ class Simulator:
                  self.park.park.id, self.engine.time_at(0).isoformat(), self.speed, self.tick_s, self.describe())
 
     def describe(self) -> str:
-        parts = [f"opcua {s.endpoint} ({len(s.vars)} variables)" for s in self.opcua]
-        parts += [f"modbus {m.host}:{m.port} (units {m.unit_ids})" for m in self.modbus]
-        parts += [f"mqtt {p.host}:{p.port} ({len(p.messages)} topics)" for p in self.mqtt]
-        return ", ".join(parts) or "no servers"
+        return ", ".join(server.describe() for server in self.servers) or "no servers"
 
     async def stop(self) -> None:
         """Stop ticking and close every server (idempotent); the counters are saved."""
@@ -200,12 +176,8 @@ class Simulator:
                 await self._task
             self._task = None
         self.save_counters()
-        for p in self.mqtt:
-            await asyncio.to_thread(p.stop)
-        for m in self.modbus:
-            await m.stop()
-        for s in self.opcua:
-            await s.stop()
+        for server in reversed(self.servers):
+            await server.stop()
         self.emit.close()
 
     def save_counters(self) -> None:
@@ -241,12 +213,8 @@ class Simulator:
 
     async def _publish(self, k: int) -> None:
         self.tick = k
-        for s in self.opcua:
-            await s.publish(self.engine, self.faults, k, self.emit)
-        for m in self.modbus:
-            m.refresh(self.engine, k, self.emit)
-        for p in self.mqtt:
-            p.publish(self.engine, self.faults, k)
+        for server in self.servers:
+            await server.publish(self.engine, self.faults, k, self.emit)
         assert self._ticked is not None
         async with self._ticked:
             self._ticked.notify_all()

@@ -86,13 +86,14 @@ def _start_local_servers(state_dir: Path, settings: Settings) -> None:
 
 def _child_specs(settings: Settings, state_dir: Path, seed: int) -> list[ChildSpec]:
     """The processes the supervisor keeps running: simulator, collectors, calc-service, auth-proxy (and redirect)."""
+    from lingtan_collectors.protocols import protocol_folders
     from lingtan_tools.stack.services import ChildSpec
 
     env = {"LINGTAN_STATE_DIR": str(state_dir), "LINGTAN_PARK_FILE": str(Path(settings.park_file).absolute())}
     base = _lingtan_argv()
     children = [ChildSpec("simulator", [*base, "simulate", "--seed", str(seed)], env=env)]
     children += [ChildSpec(f"collector-{p}", [*base, "collect", "--protocol", p], env=env)
-                 for p in ("opcua", "modbus", "mqtt")]
+                 for p in protocol_folders()]
     children.append(ChildSpec("calc-service", [*base, "calc", "serve"], env=env))
     children.append(ChildSpec("auth-proxy", [*base, "proxy", "serve"], env=env))
     if settings.proxy_http_port:
