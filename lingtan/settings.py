@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = DEFAULT_STATE_DIR
     park_file: Path = DEMO_PARK
+    # the tariffs energy cost is read with (docs/analysis.md §2); empty: the shipped demo tariff
+    tariff_file: Path | None = None
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = Field("lingtan", pattern=r"^[A-Za-z0-9_\-/]+$")

@@ -24,7 +24,7 @@ def token(app):
         from lingtan_proxy.identity import find_user
 
         _row, clear = create_token(s, st.ctx, find_user(s, "fuzzer"), name="fuzz", enterprises=["park"],
-                                   kinds=["energy", "carbon", "intensity", "realtime", "flows"], days=1,
+                                   kinds=["energy", "carbon", "intensity", "realtime", "flows", "analysis"], days=1,
                                    rate_per_minute=100_000, all_enterprises=set(st.enterprises), ip="t")
     return clear
 
@@ -32,8 +32,9 @@ def token(app):
 def operations(app):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     ops = [result.ok() for result in schema.get_all_operations()]
+    analyses = {f"/api/v1/analysis/{topic}" for topic in ("structure", "cost", "compare", "trend", "pareto")}
     assert {op.path for op in ops} == {"/api/v1/entities", "/api/v1/energy", "/api/v1/carbon", "/api/v1/intensity",
-                                       "/api/v1/realtime"}
+                                       "/api/v1/realtime", *analyses}
     return ops
 
 

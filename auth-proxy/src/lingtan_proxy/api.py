@@ -142,6 +142,28 @@ def accounts(kind: str):
     return _respond(body, f"{kind}-{entity}")
 
 
+#: the analyses of the calc-service the read API serves, with the parameters each passes on (docs/analysis.md)
+ANALYSES = {"structure": ("start", "end", "by"), "cost": ("start", "end"),
+            "compare": ("start", "end", "by", "base", "base_start", "base_end"), "trend": ("end", "months"),
+            "pareto": ("start", "end", "level", "metric")}
+#: the table of each analysis that ``format=csv`` writes
+ANALYSIS_TABLES = {"structure": "rows", "cost": "summary", "compare": "rows", "trend": "rows", "pareto": "rows"}
+
+
+@bp.get("/analysis/<any(structure, cost, compare, trend, pareto):topic>")
+@require("data.read", tokens=True)
+def analysis(topic: str):
+    entity = _entity("analysis")
+    params = {k: request.args[k] for k in ANALYSES[topic] if k in request.args}
+    body = calc_get(f"analysis/{topic}", {"entity": entity, **params})
+    if request.args.get("format", "json") == "csv":
+        if g.token is None:
+            state().ctx.audit(g.db, user=g.user.username, ip=client_ip(), action="data.export",
+                              obj=f"analysis.{topic}:{entity}", detail={"query": request.query_string.decode()[:300]})
+        return _respond({"rows": body.get(ANALYSIS_TABLES[topic], [])}, f"{topic}-{entity}")
+    return _respond(body, f"{topic}-{entity}")
+
+
 def _influx() -> InfluxClient:
     return state().influx
 

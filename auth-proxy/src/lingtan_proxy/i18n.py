@@ -148,6 +148,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "kind_intensity": ("强度", "Intensity"),
     "kind_realtime": ("实时数据", "Real-time values"),
     "kind_flows": ("能流", "Energy flows"),
+    "kind_analysis": ("能耗分析", "Energy analysis"),
     "token_days": ("有效天数", "Valid for (days)"),
     "token_rate": ("每分钟请求上限", "Requests per minute"),
     "token_created": ("令牌已创建。请立即复制，关闭页面后将无法再次查看。",

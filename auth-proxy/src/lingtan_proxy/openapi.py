@@ -17,7 +17,7 @@ def _error() -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Invalid parameter", 401: "Not logged in and no valid API token", 403: "Outside the caller's scope",
-            404: "Unknown entity", 429: "Token rate limit reached", 502: "The calc-service failed",
+            404: "Unknown entity, or no data for the period", 422: "The calculation cannot be made (e.g. no tariff for the period)", 429: "Token rate limit reached", 502: "The calc-service failed",
             503: "A data service is unavailable"}
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for c in codes}
@@ -83,6 +83,7 @@ def _paths(enterprises: list[str]) -> dict[str, Any]:
         "/api/v1/carbon": _accounts(q, "carbon", ["total", "source", "meter"],
                                     "CO₂ emissions [tCO2], scope 1 and 2, location- and market-based"),
         "/api/v1/intensity": _accounts(q, "intensity", [], "Intensity indicators (per output, per value added)"),
+        **_analysis_paths(q),
         "/api/v1/realtime": {"get": {
             "summary": "The newest reading of every meter of the entity (last 10 minutes)", "tags": ["data"],
             "parameters": [q["entity"], q["format"]], "x-data-kind": "realtime",
@@ -90,6 +91,29 @@ def _paths(enterprises: list[str]) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": "#/components/schemas/Realtime"}},
                 "text/csv": {"schema": {"type": "string"}}}}, **_errors(400, 401, 403, 404, 429, 503)}}},
     }
+
+
+def _analysis_paths(q: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The energy analyses (docs/analysis.md), data kind ``analysis``."""
+    by = _param("by", {"type": "string", "enum": ["carrier", "enterprise", "unit", "usage", "flow", "meter"],
+                       "default": "carrier"}, "breakdown")
+    base = _param("base", {"type": "string", "enum": ["previous", "last_year"], "default": "previous"},
+                  "compared with the previous period (环比) or a year before (同比)")
+    months = _param("months", {"type": "string", "default": "12"}, "months in the trend, 3 to 120")
+    level = _param("level", {"type": "string", "enum": ["unit", "meter"], "default": "unit"}, "consumers ranked")
+    metric = _param("metric", {"type": "string", "enum": ["energy", "co2", "cost"], "default": "energy"}, "ranked by")
+    base_start = _param("base_start", {"type": "string"}, "a custom base period: its start")
+    base_end = _param("base_end", {"type": "string"}, "a custom base period: its end")
+    topics = {"structure": ("用能结构: the share by carrier, enterprise, unit, usage, flow or meter", [q["start"], q["end"], by]),
+              "cost": ("能源成本: cost per carrier and time-of-use band, demand charge [CNY]", [q["start"], q["end"]]),
+              "compare": ("同比/环比: two periods side by side", [q["start"], q["end"], by, base, base_start, base_end]),
+              "trend": ("The monthly energy [tce] and its slope", [q["end"], months]),
+              "pareto": ("重点能耗环节: units or meters ranked, the top 80 % flagged", [q["start"], q["end"], level, metric])}
+    ok = {"200": {"description": "The analysis with its units", "content": {
+        "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}}
+    return {f"/api/v1/analysis/{topic}": {"get": {
+        "summary": summary, "tags": ["data"], "parameters": [q["entity"], *params, q["format"]], "x-data-kind": "analysis",
+        "responses": {**ok, **_errors(400, 401, 403, 404, 422, 429, 502, 503)}}} for topic, (summary, params) in topics.items()}
 
 
 def _components() -> dict[str, Any]:

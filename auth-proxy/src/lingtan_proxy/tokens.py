@@ -20,7 +20,7 @@ from lingtan_proxy.identity import IdentityError, ProxyContext
 from lingtan_proxy.models import ApiToken, AuditRecord, User
 from lingtan_proxy.rbac import PARK, enterprise_scope
 
-KINDS = ("energy", "carbon", "intensity", "realtime", "flows")
+KINDS = ("energy", "carbon", "intensity", "realtime", "flows", "analysis")
 PREFIX = "lt_"
 
 

@@ -212,6 +212,7 @@ CALC_RULES = (
     CalcRule("GET", re.compile(r"api/v1/entities"), "data.read", "entities_list"),
     CalcRule("GET", re.compile(r"api/v1/(energy|carbon|intensities)"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/flows"), "data.read", "park"),
+    CalcRule("GET", re.compile(r"api/v1/analysis/(structure|cost|compare|trend|pareto)"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/meters"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/(meters/replacements|quarantine)"), "data.read", "park"),
     CalcRule("POST", re.compile(r"api/v1/meters/replacements(/\d+/withdraw)?"), "data.import", "park",

@@ -45,7 +45,7 @@ def openapi_spec() -> dict[str, Any]:
                                 "derived series, factor library, recalculation, offline inventories, production "
                                 "data. Every value comes with its unit; every carbon figure with its factors."},
         "paths": {**_series_paths(), **_factor_paths(), **_recalc_paths(), **_input_paths(),
-                  **_meter_paths(), **_quarantine_paths(), **_import_paths()},
+                  **_meter_paths(), **_quarantine_paths(), **_import_paths(), **_analysis_paths()},
         "components": {"schemas": _component_schemas(defs, inv, factor)},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas
@@ -66,6 +66,29 @@ def _series_paths() -> dict[str, Any]:
                                     [_ENTITY, _q("period", "period", enum=["day", "month", "year"], default="month"),
                                      _START, _END]),
         "/api/v1/flows": _get("energy flow per topology edge and conversion-node losses", [_PERIOD, _START, _END]),
+    }
+
+
+def _analysis_paths() -> dict[str, Any]:
+    """Energy analysis (docs/analysis.md): structure, cost, comparison, trend, key consumers."""
+    by = _q("by", "breakdown", enum=["carrier", "enterprise", "unit", "usage", "flow", "meter"], default="carrier")
+    level = _q("level", "consumers ranked", enum=["unit", "meter"], default="unit")
+    metric = _q("metric", "ranked by", enum=["energy", "co2", "cost"], default="energy")
+    base = _q("base", "the period compared with: previous (环比) or last_year (同比)", enum=["previous", "last_year"],
+              default="previous")
+    return {
+        "/api/v1/analysis/structure": _get("用能结构: the share by carrier, enterprise, unit, usage, flow or meter",
+                                           [_ENTITY, _START, _END, by]),
+        "/api/v1/analysis/cost": _get("能源成本: cost per carrier and time-of-use band, demand charge, average price",
+                                      [_ENTITY, _START, _END]),
+        "/api/v1/analysis/compare": _get("同比/环比: two periods side by side with absolute and relative change",
+                                         [_ENTITY, _START, _END, by, base, _q("base_start", "custom base period start"),
+                                          _q("base_end", "custom base period end")]),
+        "/api/v1/analysis/trend": _get("the monthly energy [tce] over the last months and its slope",
+                                       [_ENTITY, _q("end", "first month after the series (default: this month)"),
+                                        _q("months", "3 to 120", default="12")]),
+        "/api/v1/analysis/pareto": _get("重点能耗环节: units or meters ranked, the top 80 % flagged",
+                                        [_ENTITY, _START, _END, level, metric]),
     }
 
 

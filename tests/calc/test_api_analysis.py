@@ -1,0 +1,82 @@
+"""The analysis endpoints of the calc API against a live InfluxDB, checked against hand-computed numbers.
+
+The example park (tests/calc/parks.py) buys 1,000 kWh of electricity and 0.5 t of steam every
+hour; enterprise B receives 800 kWh and 0.3 t of them from A. The shipped demo tariff prices
+electricity at 0.26 (valley, 8 h), 1.04 (peak, 8 h) and 0.65 CNY/kWh (flat, 8 h), steam at
+240 CNY/t, with a demand charge of 40 CNY/kW per month.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.calc.test_api import computed
+from tests.calc.test_engine_influx import day_expectation
+
+DAY = "start=2026-03-01&end=2026-03-02"
+
+
+def test_cost_of_a_day_by_band(app, client):
+    computed(app)
+    body = client.get(f"/api/v1/analysis/cost?entity=park&{DAY}").json
+    bands = {(r["carrier"], r["band"]): r for r in body["bands"]}
+    assert bands[("electricity", "valley")]["quantity"] == pytest.approx(8_000.0)
+    assert bands[("electricity", "valley")]["cost"] == pytest.approx(8_000 * 0.26)
+    assert bands[("electricity", "peak")]["cost"] == pytest.approx(8_000 * 1.04)
+    assert bands[("electricity", "flat")]["cost"] == pytest.approx(8_000 * 0.65)
+    assert bands[("steam", "")]["cost"] == pytest.approx(12.0 * 240.0)
+    (demand,) = body["demand"]
+    assert demand["month"] == "2026-03" and demand["demand_kw"] == pytest.approx(1_000.0)
+    assert demand["cost"] == pytest.approx(1_000.0 * 40.0 / 31)  # one day of March's demand charge
+    summary = {r["carrier"]: r for r in body["summary"]}
+    assert summary["electricity"]["energy_price"] == pytest.approx(15_600 / 24_000)
+    assert summary["electricity"]["average_price"] == pytest.approx((15_600 + 40_000 / 31) / 24_000)
+    assert body["total_cost"] == pytest.approx(15_600 + 40_000 / 31 + 2_880)
+    assert body["tariffs"][0]["peak_valley_ratio"] == pytest.approx(4.0)
+    assert body["warnings"] == []
+    b = client.get(f"/api/v1/analysis/cost?entity=B&{DAY}").json  # what B receives from A is what it pays for
+    assert {r["carrier"]: r["energy_cost"] for r in b["summary"]} == pytest.approx(
+        {"electricity": 19_200 * 0.65, "steam": 24 * 0.3 * 240.0})
+
+
+def test_structure_compare_and_pareto(app, client):
+    computed(app)
+    expected = day_expectation(24.0)
+    body = client.get(f"/api/v1/analysis/structure?entity=park&{DAY}&by=enterprise").json
+    shares = {r["entity"]: r for r in body["rows"]}
+    assert body["total_tce"] == pytest.approx(expected["park"])
+    assert shares["B"]["tce"] == pytest.approx(expected["B"])
+    assert shares["B"]["share"] == pytest.approx(expected["B"] / expected["park"])
+    carriers = {r["carrier"]: r for r in client.get(f"/api/v1/analysis/structure?entity=B&{DAY}").json["rows"]}
+    assert carriers["electricity"]["quantity"] == pytest.approx(19_200.0)
+    # 环比: 2 March against 1 March (the same hourly readings, so no change)
+    cmp = client.get("/api/v1/analysis/compare?entity=park&start=2026-03-02&end=2026-03-03&base=previous").json
+    assert cmp["base_start"].startswith("2026-03-01T00:00:00")
+    assert cmp["total"]["base"] == pytest.approx(expected["park"])
+    assert cmp["total"]["change"] == pytest.approx(0.0, abs=1e-9)
+    pareto = client.get(f"/api/v1/analysis/pareto?entity=park&{DAY}&level=unit").json["rows"]
+    by_unit = {"a-station": expected["A"], "b-line": expected["B"]}  # one unit per enterprise
+    ranked = sorted(by_unit, key=by_unit.get, reverse=True)
+    first_share = by_unit[ranked[0]] / expected["park"]
+    assert [(r["unit_id"], r["key"]) for r in pareto] == [(ranked[0], True), (ranked[1], first_share < 0.8)]
+    assert [r["value"] for r in pareto] == pytest.approx([by_unit[u] for u in ranked])
+    assert pareto[0]["share"] == pytest.approx(first_share)
+    cost = client.get(f"/api/v1/analysis/pareto?entity=park&{DAY}&level=unit&metric=cost").json["rows"]
+    assert {r["unit_id"]: r["value"] for r in cost}["b-line"] == pytest.approx(19_200 * 0.65 + 7.2 * 240.0)
+
+
+def test_bad_input_names_the_field(app, client):
+    computed(app)
+    cases = [
+        ("/api/v1/analysis/structure?by=colour", 400, "by"),
+        ("/api/v1/analysis/pareto?level=site", 400, "level"),
+        ("/api/v1/analysis/pareto?metric=water", 400, "metric"),
+        ("/api/v1/analysis/compare?base=lastweek&" + DAY, 400, "base"),
+        ("/api/v1/analysis/trend?months=two", 400, "months"),
+        ("/api/v1/analysis/cost?start=2020-01-01&end=2020-01-02", 404, "start"),  # before any data
+        ("/api/v1/analysis/structure?start=2026-03-01T00:30:00&end=2026-03-02", 400, "start"),
+    ]
+    for url, status, field in cases:
+        r = client.get(url)
+        assert r.status_code == status, (url, r.json)
+        assert r.json["error"]["field"] == field, url
