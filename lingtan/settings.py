@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,8 @@ class Settings(BaseSettings):
     park_file: Path = DEMO_PARK
     # the tariffs energy cost is read with (docs/analysis.md §2); empty: the shipped demo tariff
     tariff_file: Path | None = None
+    # the languages each scheduled report is written in (docs/analysis.md §8)
+    report_languages: tuple[Literal["zh", "en"], ...] = ("zh",)
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = Field("lingtan", pattern=r"^[A-Za-z0-9_\-/]+$")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages Lingtan runs locally: influxdb (influxd 1.x), mosquitto, and
+# Install the Debian packages Lingtan runs locally: influxdb (influxd 1.x), mosquitto, a CJK font, and
 # postgresql (the tests run the SQL store on PostgreSQL as well as SQLite), chromium (portal
 # browser tests), wrk (proxy benchmark) and docker-compose (tests/test_compose.py validates
 # docker-compose.yml with `docker-compose config`; no Docker engine is needed or started).
@@ -23,6 +23,9 @@ have chromium || missing+=(chromium)
 have wrk || missing+=(wrk)
 # `docker-compose config` checks the production compose file (Debian's docker-compose 1.29)
 have docker-compose || missing+=(docker-compose)
+# a CJK font with TrueType outlines: the PDF reports embed it (reportlab embeds TrueType, not CFF),
+# and chromium renders the portal's Chinese with it (docs/analysis.md, reports)
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
 # Debian's python3 ships venv/ensurepip separately; `make venv` needs them.
 python3.11 -c 'import ensurepip, venv' >/dev/null 2>&1 || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 \
   || missing+=(python3-venv)

@@ -54,6 +54,11 @@ def test_structure_compare_and_pareto(app, client):
     assert cmp["base_start"].startswith("2026-03-01T00:00:00")
     assert cmp["total"]["base"] == pytest.approx(expected["park"])
     assert cmp["total"]["change"] == pytest.approx(0.0, abs=1e-9)
+    # 环比 of the first day: the day before has no data, so everything is new (no ratio from nothing)
+    for by in ("carrier", "unit", "enterprise"):
+        first = client.get(f"/api/v1/analysis/compare?entity=park&{DAY}&by={by}").json
+        assert first["total"]["base"] == 0.0 and first["total"]["change"] == pytest.approx(expected["park"])
+        assert all(r["change_ratio"] is None for r in first["rows"]), by
     pareto = client.get(f"/api/v1/analysis/pareto?entity=park&{DAY}&level=unit").json["rows"]
     by_unit = {"a-station": expected["A"], "b-line": expected["B"]}  # one unit per enterprise
     ranked = sorted(by_unit, key=by_unit.get, reverse=True)

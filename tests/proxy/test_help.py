@@ -18,8 +18,8 @@ from tests.proxy.conftest import BASE, login, make_user, state_of
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 TEMPLATES = REPO / "auth-proxy" / "src" / "lingtan_proxy" / "templates"
-PORTAL_PAGES = ("login", "second-factor", "password", "enrol-totp", "overview", "profile", "users", "roles", "audit",
-                "tokens", "dashboards")
+PORTAL_PAGES = ("login", "second-factor", "password", "enrol-totp", "overview", "analysis", "profile", "users", "roles",
+                "audit", "tokens", "dashboards")
 ALERTS = ("meter-silent", "data-quality", "consumption-abnormal", "daily-co2", "buffer-growing", "notifications",
           "mute-timings")
 HEADING_ID = re.compile(r"<h[1-6][^>]*\bid=\"([^\"]+)\"")
@@ -74,7 +74,7 @@ def test_every_portal_page_links_to_an_existing_section(site):
         m = re.search(r'{%\s*set help_anchor\s*=\s*"([^"#]+)#([^"]+)"\s*%}', tpl.read_text(encoding="utf-8"))
         if m:
             anchors[tpl.name] = m.groups()
-    for name in ("login.html", "second_factor.html", "password.html", "enrol_totp.html", "overview.html",
+    for name in ("login.html", "second_factor.html", "password.html", "enrol_totp.html", "overview.html", "analysis.html",
                  "profile.html", "users.html", "roles.html", "audit.html", "tokens.html"):
         assert name in anchors, f"{name} sets help_anchor"
     for tpl, (page, anchor) in anchors.items():

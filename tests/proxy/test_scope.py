@@ -37,6 +37,8 @@ READ_ROUTES = [
     ("/api/v1/carbon", {**DAY, "by": "meter"}), ("/api/v1/intensity", {"period": "month"}),
     ("/api/v1/realtime", {}), ("/api/v1/overview", {}), ("/api/v1/energy", {**DAY, "format": "csv"}),
     ("/calc/api/v1/energy", DAY), ("/calc/api/v1/carbon", DAY), ("/calc/api/v1/intensities", {}),
+    ("/api/v1/analysis/structure", DAY), ("/api/v1/analysis/cost", DAY), ("/api/v1/analysis/pareto", DAY),
+    ("/calc/api/v1/analysis/compare", DAY), ("/api/v1/analysis/structure", {**DAY, "format": "csv"}),
 ]
 
 
@@ -84,6 +86,14 @@ def test_imports_only_for_own_enterprise(b_user):
     r = b_user.post("/calc/api/v1/production/import", base_url=BASE, headers={"X-CSRF-Token": csrf},
                     data={"file": (io.BytesIO(csv.encode()), "p.csv")}, content_type="multipart/form-data")
     assert r.status_code == 403
+
+
+def test_analysis_pages_only_for_own_entities(b_user):
+    query = {"start": str(START.date()), "end": "2026-03-03"}
+    own = b_user.get("/analysis/structure", base_url=BASE, query_string={**query, "entity": "B"})
+    assert own.status_code == 200 and 'data-chart=' in own.get_data(as_text=True)
+    for other in ("A", "park"):
+        assert b_user.get("/analysis/structure", base_url=BASE, query_string={**query, "entity": other}).status_code == 403
 
 
 def test_overview_page_only_offers_own_entities(b_user):

@@ -145,12 +145,14 @@ def accounts(kind: str):
 #: the analyses of the calc-service the read API serves, with the parameters each passes on (docs/analysis.md)
 ANALYSES = {"structure": ("start", "end", "by"), "cost": ("start", "end"),
             "compare": ("start", "end", "by", "base", "base_start", "base_end"), "trend": ("end", "months"),
-            "pareto": ("start", "end", "level", "metric")}
+            "pareto": ("start", "end", "level", "metric"), "balance": ("start", "end"),
+            "efficiency": ("start", "end", "carrier")}
 #: the table of each analysis that ``format=csv`` writes
-ANALYSIS_TABLES = {"structure": "rows", "cost": "summary", "compare": "rows", "trend": "rows", "pareto": "rows"}
+ANALYSIS_TABLES = {"structure": "rows", "cost": "summary", "compare": "rows", "trend": "rows", "pareto": "rows",
+                   "balance": "rows", "efficiency": "conversion"}
 
 
-@bp.get("/analysis/<any(structure, cost, compare, trend, pareto):topic>")
+@bp.get("/analysis/<any(structure, cost, compare, trend, pareto, balance, efficiency):topic>")
 @require("data.read", tokens=True)
 def analysis(topic: str):
     entity = _entity("analysis")

@@ -6,6 +6,8 @@ else Chinese. Templates call ``_("key")``; a missing key is a test failure, not 
 
 from __future__ import annotations
 
+from lingtan_proxy.i18n_analysis import MESSAGES as ANALYSIS_MESSAGES
+
 LOCALES = ("zh", "en")
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -188,6 +190,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next": ("下一页", "Next"),
     "page_of": ("共 {total} 条", "{total} records"),
 }
+
+
+MESSAGES.update(ANALYSIS_MESSAGES)
 
 
 def translate(key: str, locale: str, **fmt: object) -> str:

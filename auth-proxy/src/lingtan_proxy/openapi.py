@@ -104,11 +104,16 @@ def _analysis_paths(q: dict[str, dict[str, Any]]) -> dict[str, Any]:
     metric = _param("metric", {"type": "string", "enum": ["energy", "co2", "cost"], "default": "energy"}, "ranked by")
     base_start = _param("base_start", {"type": "string"}, "a custom base period: its start")
     base_end = _param("base_end", {"type": "string"}, "a custom base period: its end")
+    carrier = _param("carrier", {"type": "string", "default": "electricity"}, "the carrier of the load figures")
     topics = {"structure": ("用能结构: the share by carrier, enterprise, unit, usage, flow or meter", [q["start"], q["end"], by]),
               "cost": ("能源成本: cost per carrier and time-of-use band, demand charge [CNY]", [q["start"], q["end"]]),
               "compare": ("同比/环比: two periods side by side", [q["start"], q["end"], by, base, base_start, base_end]),
               "trend": ("The monthly energy [tce] and its slope", [q["end"], months]),
-              "pareto": ("重点能耗环节: units or meters ranked, the top 80 % flagged", [q["start"], q["end"], level, metric])}
+              "pareto": ("重点能耗环节: units or meters ranked, the top 80 % flagged", [q["start"], q["end"], level, metric]),
+              "balance": ("能源平衡表: rows per carrier [unit, tce], closure, conversion losses, warnings",
+                          [q["start"], q["end"]]),
+              "efficiency": ("Conversion efficiency per node; load factor and base load per unit",
+                             [q["start"], q["end"], carrier])}
     ok = {"200": {"description": "The analysis with its units", "content": {
         "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}}
     return {f"/api/v1/analysis/{topic}": {"get": {

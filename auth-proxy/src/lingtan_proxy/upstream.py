@@ -24,6 +24,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from lingtan.errors import ApiError
 from lingtan.uploads import uploaded_table
+from lingtan_proxy.api import calc_get
 from lingtan_proxy.context import LOGIN_CSRF_COOKIE, client_ip, state
 from lingtan_proxy.guards import deny, require
 from lingtan_proxy.rbac import PARK, enterprise_scope, grafana_role, permissions_of
@@ -212,7 +213,7 @@ CALC_RULES = (
     CalcRule("GET", re.compile(r"api/v1/entities"), "data.read", "entities_list"),
     CalcRule("GET", re.compile(r"api/v1/(energy|carbon|intensities)"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/flows"), "data.read", "park"),
-    CalcRule("GET", re.compile(r"api/v1/analysis/(structure|cost|compare|trend|pareto)"), "data.read", "entity"),
+    CalcRule("GET", re.compile(r"api/v1/analysis/(structure|cost|compare|trend|pareto|balance|efficiency)"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/meters"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/(meters/replacements|quarantine)"), "data.read", "park"),
     CalcRule("POST", re.compile(r"api/v1/meters/replacements(/\d+/withdraw)?"), "data.import", "park",
@@ -223,7 +224,17 @@ CALC_RULES = (
     CalcRule("POST", re.compile(r"api/v1/recalc"), "calc.recalc", "park", "calc.recalc"),
     CalcRule("GET", re.compile(r"api/v1/recalc(/[A-Za-z0-9_\-]+)?"), "calc.recalc", "park"),
     CalcRule("POST", re.compile(r"api/v1/(production|process|green)(/import)?"), "data.import", "rows", "data.import"),
+    CalcRule("GET", re.compile(r"api/v1/recommendations"), "data.read", "entity"),
+    CalcRule("GET", re.compile(r"api/v1/recommendations/\d+"), "data.read", "recommendation"),
+    CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",
+             "recommendation", "recommendation.decide"),
+    CalcRule("POST", re.compile(r"api/v1/recommendations/evaluate"), "calc.recalc", "park", "recommendation.evaluate"),
 )
+
+
+def recommendation_entity(row_id: int) -> str:
+    """The entity a stored recommendation belongs to (asked of the calc-service; 404 when there is none)."""
+    return str(calc_get(f"recommendations/{row_id}", {})["entity"])
 
 
 def _rows_enterprises() -> set[str]:
@@ -258,6 +269,10 @@ def calc(path: str):
             deny(f"entity {entity!r} is outside the caller's data scope")
     elif rule.scope == "park" and PARK not in scope:
         deny("park-wide data and operations need park scope")
+    elif rule.scope == "recommendation":
+        entity = recommendation_entity(int(path.split("/")[3]))
+        if entity not in scope:
+            deny(f"recommendation of entity {entity!r} is outside the caller's data scope")
     elif rule.scope == "rows":
         named = _rows_enterprises()
         outside = sorted(named - scope)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from sqlalchemy import select
 
 from lingtan_proxy import identity, sessions
@@ -27,6 +37,12 @@ def root():
     if g.user is None:
         return redirect(url_for("auth.login"))
     return redirect(url_for("portal.overview"))
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """The park icon for clients that ask the conventional address (pages link the SVG themselves)."""
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 @bp.get("/overview")

@@ -138,6 +138,8 @@ def flow_lines(flows: pd.DataFrame, nodes: pd.DataFrame, park_id: str, period: s
                                           meter=r["meter"], period=period),
                         _fields(r, ["quantity", "tce"]), _ns(r["period"])))
     for r in nodes.to_dict(orient="records"):
-        out.append(line("acc_node", _tags(park=park_id, node=r["node"], kind=r["kind"], period=period),
-                        _fields(r, ["input_tce", "output_tce", "loss_tce"]), _ns(r["period"])))
+        fields = _fields(r, ["input_tce", "output_tce", "loss_tce"])
+        if fields:  # a node whose flows all lack a coefficient has nothing to write in tce
+            out.append(line("acc_node", _tags(park=park_id, node=r["node"], kind=r["kind"], period=period),
+                            fields, _ns(r["period"])))
     return out

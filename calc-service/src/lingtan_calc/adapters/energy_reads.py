@@ -22,7 +22,7 @@ def _utc(t: pd.Timestamp) -> str:
 
 
 def _frame(client: InfluxClient, measurement: str, fields: list[str], tags: list[str], where: str,
-           start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+           start: pd.Timestamp, end: pd.Timestamp, *, missing: float | None = 0.0) -> pd.DataFrame:
     select = ", ".join(f'"{f}"' for f in fields)
     group = ", ".join(f'"{t}"' for t in tags)
     q = (f'SELECT {select} FROM "{client.database}"."{RP}"."{measurement}" WHERE {where} '
@@ -31,7 +31,9 @@ def _frame(client: InfluxClient, measurement: str, fields: list[str], tags: list
     frame = pd.DataFrame(rows, columns=["time", *tags, *fields])
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True).dt.tz_convert(TZ)
     for f in fields:
-        frame[f] = pd.to_numeric(frame[f], errors="coerce").fillna(0.0)
+        frame[f] = pd.to_numeric(frame[f], errors="coerce")
+        if missing is not None:
+            frame[f] = frame[f].fillna(missing)
     return frame
 
 
@@ -51,3 +53,38 @@ def emission_rows(client: InfluxClient, park_id: str, period: str, start: pd.Tim
     """``acc_emission`` rows of one entity (or, with None, of every enterprise) in ``[start, end)``."""
     return _frame(client, "acc_emission", ["tco2", "tco2_market"], EMISSION_TAGS, _where(park_id, period, entity),
                   start, end)
+
+
+def flow_rows(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """``acc_flow`` rows (one per topology edge and period) in ``[start, end)``; ``tce`` NaN where unknown."""
+    where = f"\"park\" = '{park_id}' AND \"period\" = '{period}'"
+    # a flow without a coefficient has no tce field (docs/schema.md): it stays unknown (NaN), not 0
+    return _frame(client, "acc_flow", ["quantity", "tce"], ["source", "target", "carrier", "meter"], where, start, end,
+                  missing=None).assign(quantity=lambda f: f["quantity"].fillna(0.0))
+
+
+
+def totals_rows(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp,
+                entity: str, fields: list[str], basis: str) -> pd.DataFrame:
+    """``acc_totals`` of one entity (one row per period) at the electricity ``basis`` (dangliang, dengjia)."""
+    where = _where(park_id, period, entity) + f" AND \"basis\" = '{basis}'"
+    return _frame(client, "acc_totals", fields, ["entity"], where, start, end)
+
+
+def intensity_rows(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp,
+                   entity: str) -> pd.DataFrame:
+    """``acc_intensity`` of one entity: indicator, product, unit, value, numerator and denominator per period."""
+    return _frame(client, "acc_intensity", ["value", "numerator", "denominator"], ["indicator", "product", "unit"],
+                  _where(park_id, period, entity), start, end)
+
+
+def factor_ids(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp,
+               entity: str) -> set[str]:
+    """The ids of every factor the entity's energy and emission rows of the range used."""
+    ids: set[str] = set()
+    for measurement in ("acc_energy", "acc_emission"):
+        q = (f'SELECT "factors" FROM "{client.database}"."{RP}"."{measurement}" WHERE {_where(park_id, period, entity)} '
+             f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}'")
+        for row in client.rows(q):
+            ids |= {i for i in str(row.get("factors") or "").split(",") if i}
+    return ids

@@ -33,7 +33,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _utc(t) -> dt.datetime:
+def utc(t) -> dt.datetime:
     """A UTC datetime for storage (SQLite keeps no zone: everything is stored as UTC, and a
     stored value read back without a zone is UTC)."""
     ts = pd.Timestamp(t)
@@ -107,7 +107,7 @@ class QuarantineRow(Base):
 
 def add_replacement(session: Session, *, point: str, meter: str, time: pd.Timestamp, old_final: float,
                     new_initial: float, unit: str, author: str, reason: str) -> MeterReplacementRow:
-    row = MeterReplacementRow(point=point, meter=meter, time=_utc(time), old_final=old_final,
+    row = MeterReplacementRow(point=point, meter=meter, time=utc(time), old_final=old_final,
                               new_initial=new_initial, unit=unit, author=author, reason=reason)
     session.add(row)
     session.commit()
@@ -142,7 +142,7 @@ def record_quarantines(session: Session, found: list[dict], units: dict[str, str
     keys = set()
     new = []
     for q in found:
-        key = (q["point"], _utc(q["start"]), _utc(q["end"]))
+        key = (q["point"], utc(q["start"]), utc(q["end"]))
         if key in keys:
             continue
         keys.add(key)
@@ -158,10 +158,10 @@ def record_quarantines(session: Session, found: list[dict], units: dict[str, str
         elif row.status in (OPEN, CLEARED):
             row.measured, row.limit, row.status = q["measured"], q["limit"], OPEN
     if covered is not None:
-        lo, hi = _utc(covered[0]), _utc(covered[1])
+        lo, hi = utc(covered[0]), utc(covered[1])
         for row in session.scalars(select(QuarantineRow).where(QuarantineRow.status == OPEN,
                                                                QuarantineRow.start < hi, QuarantineRow.end > lo)):
-            if (row.point, _utc(row.start), _utc(row.end)) not in keys:
+            if (row.point, utc(row.start), utc(row.end)) not in keys:
                 row.status = CLEARED
     session.commit()
     return new

@@ -20,11 +20,12 @@ from lingtan.park.loader import load_park
 from lingtan.park.model import Park
 from lingtan.settings import Settings, load_settings
 from lingtan_calc.core.accounting.factors import FactorNotFound
-from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
 from lingtan_calc.service.api import bp as api_bp
-from lingtan_calc.service.api_analysis import TARIFFS_KEY
 from lingtan_calc.service.api_analysis import bp as analysis_bp
+from lingtan_calc.service.api_balance import bp as balance_bp
 from lingtan_calc.service.api_meters import bp as meters_bp
+from lingtan_calc.service.api_recommendations import bp as recommendations_bp
+from lingtan_calc.service.api_reports import bp as reports_bp
 from lingtan_calc.service.scheduler import CalcService, service_of
 
 __all__ = ["create_app", "service_of"]
@@ -43,11 +44,12 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     sessions = session_factory(make_engine(settings.sql_url))
     service = CalcService(settings, park, client, sessions)
     app.extensions["lingtan_calc"] = service
-    # a bad tariff file stops the start with its file, field and value (docs/analysis.md §2)
-    app.extensions[TARIFFS_KEY] = load_tariff_file(settings.tariff_file) if settings.tariff_file else default_tariffs()
     app.register_blueprint(api_bp)
     app.register_blueprint(meters_bp)
     app.register_blueprint(analysis_bp)
+    app.register_blueprint(balance_bp)
+    app.register_blueprint(recommendations_bp)
+    app.register_blueprint(reports_bp)
 
     register_json_errors(app)
 

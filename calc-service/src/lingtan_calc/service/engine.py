@@ -150,7 +150,7 @@ class ParkCalculator:
             run.seconds = time.perf_counter() - t0
             return run
         meters = point_lines(points.rename(columns={"unit_id": "unit"}), self.park.park.id, period) \
-            if scope in (None, PARK_ENTITY) else []
+            + self._rolled_flows(period, child, start, end) if scope in (None, PARK_ENTITY) else []
         if energy.empty:  # nothing counted, only the meters' own series
             self._write(meters)
             run.lines, run.seconds = len(meters), time.perf_counter() - t0
@@ -281,6 +281,15 @@ class ParkCalculator:
                 df[t] = ""
         df["period"] = start
         return df[columns]
+
+    def _rolled_flows(self, period: str, child: str, start: pd.Timestamp, end: pd.Timestamp) -> list[str]:
+        """The topology flows and conversion nodes of a period: the sums of its child periods' (the balance
+        table and the Sankey read them, docs/analysis.md)."""
+        flows = self._sum_rows("acc_flow", ["source", "target", "carrier", "meter"], ["quantity", "tce"], None,
+                               child, start, end)
+        nodes = self._sum_rows("acc_node", ["node", "kind"], ["input_tce", "output_tce", "loss_tce"], None,
+                               child, start, end)
+        return flow_lines(flows, nodes, self.park.park.id, period)
 
     def _renewable_self(self, child: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         """Self-consumed renewables of a period: the sum of its child periods' (balanced per hour)."""

@@ -87,6 +87,25 @@ def _analysis_paths() -> dict[str, Any]:
         "/api/v1/analysis/trend": _get("the monthly energy [tce] over the last months and its slope",
                                        [_ENTITY, _q("end", "first month after the series (default: this month)"),
                                         _q("months", "3 to 120", default="12")]),
+        "/api/v1/analysis/balance": _get("能源平衡表: rows per carrier, closure, conversion losses, boundary check",
+                                         [_ENTITY, _START, _END]),
+        "/api/v1/analysis/efficiency": _get("conversion efficiency per node; load factor and base load per unit",
+                                            [_ENTITY, _START, _END, _q("carrier", "carrier of the load figures",
+                                                                       default="electricity")]),
+        "/api/v1/recommendations": _get("节能建议: stored recommendations with evidence and estimated annual saving",
+                                        [_ENTITY, _q("status", "comma-separated: open, acknowledged, dismissed, resolved",
+                                                     default="open,acknowledged")]),
+        "/api/v1/recommendations/{id}/{decision}": {"post": {
+            "summary": "acknowledge or dismiss a recommendation (dismiss needs a reason); recorded with its author",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                           {"name": "decision", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["acknowledge", "dismiss"]}}],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "reason": {"type": "string", "maxLength": 2000}}}}}},
+            "responses": {"200": {"description": "the recommendation"}, "400": _ERROR, "404": _ERROR, "409": _ERROR}}},
+        "/api/v1/recommendations/evaluate": {"post": {
+            "summary": "evaluate every entity's recommendations now (the scheduler does it daily)",
+            "responses": {"200": {"description": "counts opened, updated, resolved per entity"}}}},
         "/api/v1/analysis/pareto": _get("重点能耗环节: units or meters ranked, the top 80 % flagged",
                                         [_ENTITY, _START, _END, level, metric]),
     }

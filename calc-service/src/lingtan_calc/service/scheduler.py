@@ -44,7 +44,10 @@ from lingtan_calc.adapters.store import (
     production_frame,
 )
 from lingtan_calc.core.accounting.factors import FactorLibrary, load_factor_file
+from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
+from lingtan_calc.service import reports
 from lingtan_calc.service.engine import ParkCalculator, RunLog, next_start, period_start
+from lingtan_calc.service.recommend import evaluate as evaluate_recommendations
 
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
@@ -83,6 +86,8 @@ class CalcService:
         self.seed_park_factors()
         self.lock = threading.RLock()  # one calculation at a time
         self.calculator = ParkCalculator(park, client, self.library())
+        # a bad tariff file stops the start with its file, field and value (docs/analysis.md §2)
+        self.tariffs = load_tariff_file(settings.tariff_file) if settings.tariff_file else default_tariffs()
         self.refresh_inputs()
         self.jobs: dict[str, Job] = {}
         self.recent: deque[RunLog] = deque(maxlen=200)
@@ -92,6 +97,7 @@ class CalcService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_window = self._last_daily = None
+        self._recommend_after: pd.Timestamp | None = None
 
     # ------------------------------------------------------------------ inputs
     def seed_park_factors(self) -> list[str]:
@@ -188,6 +194,11 @@ class CalcService:
             log.exception("recalculation %s failed", job.id)
             job.state, job.error = "failed", f"{exc.__class__.__name__}: {exc}"
         self._record(job.id, job.runs, force=True, error=job.error)
+        if job.state == "done":  # the reports of the periods it changed are generated again (docs/analysis.md §8)
+            try:
+                reports.after_recalculation(self, job.start, job.end, job.reason)
+            except Exception:
+                log.exception("regenerating the reports after %s failed", job.id)
 
     def _record(self, job: str, runs: list[RunLog], force: bool = False, error: str = "") -> None:
         keep = [r for r in runs if force or r.changed]
@@ -218,6 +229,7 @@ class CalcService:
             if now - day >= pd.Timedelta(minutes=15) and self._last_daily != day:
                 self._last_daily = day
                 runs += calc.recalculate(day - pd.Timedelta(days=2), day, "daily late-data pass (2 days)")
+                self._recommend_after = day
             touched = {period_start(r.start, "day") for r in runs if r.period == "hour"}
             for d in sorted(touched):
                 runs.append(calc.rollup("day", d))
@@ -226,6 +238,13 @@ class CalcService:
             for y in sorted({period_start(d, "year") for d in touched}):
                 runs.append(calc.rollup("year", y))
         self.record_quarantines(runs)
+        if self._recommend_after is not None:  # once a day, after the late-data pass (docs/analysis.md §7)
+            day, self._recommend_after = self._recommend_after, None
+            try:
+                evaluate_recommendations(self, day)
+                reports.scheduled(self, day)  # after the recommendations, which the reports list
+            except Exception:  # InfluxDB down: logged; the next day's pass evaluates again
+                log.exception("the daily recommendations or reports failed")
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
         log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],

@@ -24,6 +24,13 @@ BREAKDOWNS = {"carrier": ["carrier"], "enterprise": ["entity"], "unit": ["enterp
 KEY_SHARE = 0.8
 
 
+def parent_meters(park) -> dict[str, tuple[str, str, str]]:
+    """Sub-meter id -> (enterprise, unit, meter) of its parent meter, from the park model."""
+    where = {m.id: (e.id, u.id) for e in park.enterprises for u in e.units for m in u.meters}
+    return {m.id: (*where[m.parent], m.parent) for e in park.enterprises for u in e.units for m in u.meters
+            if m.parent is not None and m.parent in where}
+
+
 def attribute_deliveries(energy: pd.DataFrame, parents: dict[str, tuple[str, str, str]]) -> pd.DataFrame:
     """Move each ``delivered`` row to the meter it was delivered through.
 

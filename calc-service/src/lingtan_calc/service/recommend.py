@@ -1,0 +1,136 @@
+"""The daily evaluation of the recommendations (docs/analysis.md §7).
+
+For the park and each enterprise it gathers the :class:`~lingtan_calc.core.analysis.recommendations.Evidence`
+of the last :data:`WINDOW_DAYS` days from the accounted series (hourly electricity by band and
+unit, the conversion nodes' monthly efficiencies of the last year), applies the rules of
+:mod:`lingtan_calc.core.analysis.recommendations` and stores the result
+(:mod:`lingtan_calc.adapters.recommendation_store`). The scheduler runs it once a day after the
+daily late-data pass; ``POST /api/v1/recommendations/evaluate`` runs it on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from lingtan.park.carriers import Carrier
+from lingtan_calc.adapters.energy_reads import emission_rows, energy_rows, flow_rows
+from lingtan_calc.adapters.recommendation_store import store_evaluation
+from lingtan_calc.core.accounting.convert import AccountingOptions, coal_equivalent, grid_factor
+from lingtan_calc.core.accounting.factors import FactorLibrary
+from lingtan_calc.core.analysis.cost import demand_charge, energy_cost
+from lingtan_calc.core.analysis.efficiency import conversion_efficiencies, load_kpis
+from lingtan_calc.core.analysis.recommendations import Evidence, Prices, recommend
+from lingtan_calc.core.analysis.structure import attribute_deliveries, parent_meters
+from lingtan_calc.core.analysis.tariffs import Band, Tariff, tariff_for
+
+log = logging.getLogger(__name__)
+TZ = "Asia/Shanghai"
+#: the recent window the rules judge [days]: a month, long enough to hold weekdays and weekends
+WINDOW_DAYS = 30
+#: converters judged against their own best month
+FUEL_CONVERTERS = ("boiler", "chp")
+
+
+def _prices(tariff: Tariff, summary_price: float, day, lib: FactorLibrary, options: AccountingOptions,
+            fuel: tuple[float | None, float | None]) -> Prices:
+    elec = tariff.electricity
+    demand = elec.demand_charge.price if elec.demand_charge and elec.demand_charge.basis == "max_demand" else None
+    tce = coal_equivalent(Carrier.electricity, day, lib, options, options.grid_region)
+    grid = grid_factor(day, lib, options.grid_region, options.grid_basis)
+    return Prices(peak=elec.price(Band.peak) if Band.peak in elec.prices else 0.0,
+                  valley=elec.price(Band.valley) if Band.valley in elec.prices else 0.0,
+                  average_electricity=summary_price, grid_factor_t_per_mwh=grid.value * 1000.0,
+                  tce_per_kwh=tce.value if tce else 0.0, demand_per_kw_month=demand,
+                  fuel_cny_per_tce=fuel[0], fuel_tco2_per_tce=fuel[1])
+
+
+def _fuel_prices(tariff: Tariff, energy: pd.DataFrame, emissions: pd.DataFrame) -> tuple[float | None, float | None]:
+    """Natural gas per tce: the tariff's price / the accounted tce per m³, and the accounted tCO₂ per tce."""
+    gas = energy[(energy["carrier"] == "natural_gas") & (energy["flow"] == "input")]
+    qty, tce = float(gas["quantity"].sum()), float(gas["tce"].sum())
+    if tce <= 0:
+        return None, None
+    price = tariff.carriers.get("natural_gas")
+    co2 = float(emissions[(emissions["carrier"] == "natural_gas") & (emissions["category"] == "fuel_combustion")]["tco2"].sum())
+    return (price * qty / tce if price is not None else None), (co2 / tce if co2 > 0 else None)
+
+
+def _efficiency_history(client, park, nodes: pd.DataFrame, end: pd.Timestamp, entity: str) -> pd.DataFrame:
+    """Per fuel converter: the efficiency of the window, the best monthly efficiency of the last year, the fuel."""
+    start = end - pd.Timedelta(days=WINDOW_DAYS)
+    recent = flow_rows(client, park.park.id, "day", start, end)
+    monthly = flow_rows(client, park.park.id, "month", (end - pd.DateOffset(months=12)).normalize().replace(day=1), end)
+    if entity != "park":
+        mine = {m.id for e in park.enterprises if e.id == entity for u in e.units for m in u.meters}
+        recent, monthly = recent[recent["meter"].isin(mine)], monthly[monthly["meter"].isin(mine)]
+    conv = nodes[nodes["kind"].isin(FUEL_CONVERTERS)]
+    if recent.empty or conv.empty:
+        return pd.DataFrame(columns=["node", "kind", "now", "best", "fuel_tce"])
+    now = conversion_efficiencies(recent, conv).set_index("node")
+    rows = []
+    for node in conv.itertuples():
+        figure = "total_efficiency" if node.kind == "chp" else "efficiency"
+        best = [conversion_efficiencies(part, conv[conv["id"] == node.id]).iloc[0].get(figure, np.nan)
+                for _, part in monthly.groupby("time")] if not monthly.empty else []
+        fuel = float(recent.loc[recent["target"] == node.id, "tce"].sum())
+        rows.append((node.id, node.kind, float(now.loc[node.id].get(figure, np.nan)),
+                     float(np.nanmax(best)) if best and np.isfinite(best).any() else np.nan, fuel))
+    return pd.DataFrame(rows, columns=["node", "kind", "now", "best", "fuel_tce"])
+
+
+def evidence_for(entity: str, end: pd.Timestamp, *, client, park, tariffs: list[Tariff], lib: FactorLibrary,
+                 options: AccountingOptions, nodes: pd.DataFrame) -> Evidence | None:
+    """The evidence of ``entity`` for the :data:`WINDOW_DAYS` days before ``end``; None without a tariff or data."""
+    start = end - pd.Timedelta(days=WINDOW_DAYS)
+    tariff = tariff_for(tariffs, entity, (end - pd.Timedelta(days=1)).date())
+    scope = None if entity == "park" else entity
+    hourly = energy_rows(client, park.park.id, "hour", start, end, entity)
+    if tariff is None or hourly.empty:
+        return None
+    bought = hourly[(hourly["flow"] == "input") & (hourly["carrier"] == "electricity")]
+    elec = bought.groupby("time")["quantity"].sum()
+    costs = energy_cost(bought.groupby(["time", "entity", "carrier"], as_index=False)["quantity"].sum(), tariffs)
+    demand = demand_charge(elec, entity, tariffs, start, end)
+    kwh = float(costs["quantity"].sum())
+    average = (float(costs["cost"].sum()) + float(demand["cost"].sum())) / kwh if kwh else 0.0
+    monthly_energy = energy_rows(client, park.park.id, "day", start, end, entity)
+    emissions = emission_rows(client, park.park.id, "day", start, end, entity)
+    prices = _prices(tariff, average, end.date(), lib, options, _fuel_prices(tariff, monthly_energy, emissions))
+    return Evidence(entity=entity, days=float(WINDOW_DAYS), prices=prices,
+                    band_kwh=costs.groupby("band")["quantity"].sum().to_dict(),
+                    units=_unit_loads(client, park, start, end, scope), hourly_import_kwh=elec,
+                    efficiencies=_efficiency_history(client, park, nodes, end, entity))
+
+
+def _unit_loads(client, park, start: pd.Timestamp, end: pd.Timestamp, scope: str | None) -> pd.DataFrame:
+    rows = attribute_deliveries(energy_rows(client, park.park.id, "hour", start, end, scope), parent_meters(park))
+    rows = rows[(rows["carrier"] == "electricity") & rows["flow"].isin(["input", "renewable", "delivered"])]
+    out = []
+    for (enterprise, unit_id), part in rows.groupby(["enterprise", "unit_id"]):
+        series = part.groupby("time")["quantity"].sum()
+        if series.sum() > 0:
+            out.append({"enterprise": enterprise, "unit_id": unit_id, **load_kpis(series)})
+    return pd.DataFrame(out, columns=["enterprise", "unit_id", "mean_kw", "peak_kw", "load_factor", "baseload_kw",
+                                      "baseload_share", "non_workday_ratio"])
+
+
+def evaluate(service, end: pd.Timestamp | None = None) -> dict[str, dict[str, int]]:
+    """Evaluate every entity's recommendations for the window ending ``end`` (default: today 00:00) and store them."""
+    end = (pd.Timestamp.now(tz=TZ) if end is None else pd.Timestamp(end).tz_convert(TZ)).normalize()
+    park = service.park
+    nodes = pd.DataFrame([(n.id, n.name, n.type.value, n.kind) for n in park.topology.nodes],
+                         columns=["id", "name", "type", "kind"])
+    options = service.calculator.options
+    lib = service.calculator.lib
+    out = {}
+    for entity in ["park", *(e.id for e in park.enterprises)]:
+        ev = evidence_for(entity, end, client=service.client, park=park, tariffs=service.tariffs, lib=lib,
+                          options=options, nodes=nodes)
+        found = recommend(ev) if ev is not None else []
+        with service.sessions() as s:
+            out[entity] = store_evaluation(s, entity, found)
+    log.info("recommendations evaluated for the %d days before %s: %s", WINDOW_DAYS, end.date(), out)
+    return out
