@@ -117,3 +117,32 @@ def test_enterprise_user_cannot_decide_for_another(app, manager):
     assert b.post(f"/analysis/recommendations/{row_id}/acknowledge", base_url=BASE, data={"csrf_token": csrf}).status_code == 403
     r = b.post(f"/calc/api/v1/recommendations/{row_id}/acknowledge", base_url=BASE, json={}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 403
+
+
+def test_reports_generated_listed_and_downloaded_with_audit(app, manager):
+    from sqlalchemy import select
+
+    from lingtan_proxy.models import AuditRecord
+    from tests.proxy.conftest import session_csrf, state_of
+
+    csrf = session_csrf(manager)
+    r = manager.post("/analysis/reports/generate", base_url=BASE, follow_redirects=True,
+                     data={"csrf_token": csrf, "entity": "A", "kind": "day", "start": "2026-03-01", "lang": "zh"})
+    page = r.get_data(as_text=True)
+    assert "报表已生成。" in page and "2026-03-01" in page
+    links = re.findall(r'href="(/calc/api/v1/reports/(\d+)/file)"', page)
+    assert len(links) == 2  # XLSX and PDF
+    got = manager.get(links[0][0], base_url=BASE)
+    assert got.status_code == 200 and got.headers["X-Content-SHA256"]
+    bad = manager.post("/analysis/reports/generate", base_url=BASE,
+                       data={"csrf_token": csrf, "entity": "A", "kind": "month", "start": "2026-03-05", "lang": "zh"})
+    assert "error=" in bad.headers["Location"]
+    acct = make_user(app, "b.reader", ["enterprise_user"], enterprises=["B"])
+    b = app.test_client()
+    login(b, acct)
+    assert b.get(links[0][0], base_url=BASE).status_code == 403  # A's report
+    with state_of(app).db() as s:
+        actions = [(a.action, a.result) for a in s.scalars(select(AuditRecord).where(
+            AuditRecord.action.in_(("report.generate", "report.download"))))]
+    assert ("report.generate", "success") in actions and ("report.generate", "failure") in actions
+    assert ("report.download", "success") in actions

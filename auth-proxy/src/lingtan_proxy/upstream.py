@@ -229,12 +229,29 @@ CALC_RULES = (
     CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",
              "recommendation", "recommendation.decide"),
     CalcRule("POST", re.compile(r"api/v1/recommendations/evaluate"), "calc.recalc", "park", "recommendation.evaluate"),
+    CalcRule("GET", re.compile(r"api/v1/reports"), "data.read", "entity"),
+    CalcRule("GET", re.compile(r"api/v1/reports/\d+"), "data.read", "report"),
+    CalcRule("GET", re.compile(r"api/v1/reports/\d+/file"), "data.export", "report", "report.download"),
+    CalcRule("POST", re.compile(r"api/v1/reports"), "data.export", "body_entity", "report.generate"),
 )
 
 
+def stored_entity(what: str, row_id: int) -> str:
+    """The entity a stored recommendation or report belongs to (asked of the calc-service; 404 when there is none)."""
+    return str(calc_get(f"{what}s/{row_id}", {})["entity"])
+
+
 def recommendation_entity(row_id: int) -> str:
-    """The entity a stored recommendation belongs to (asked of the calc-service; 404 when there is none)."""
-    return str(calc_get(f"recommendations/{row_id}", {})["entity"])
+    return stored_entity("recommendation", row_id)
+
+
+def _body_entity() -> str:
+    """The ``entity`` of a JSON request body (the raw body stays cached for forwarding)."""
+    try:
+        parsed = json.loads(request.get_data(cache=True) or b"null")
+    except ValueError:
+        raise ApiError(400, "bad_json", "the request body is not JSON") from None
+    return str(parsed.get("entity", PARK)) if isinstance(parsed, dict) else PARK
 
 
 def _rows_enterprises() -> set[str]:
@@ -269,10 +286,14 @@ def calc(path: str):
             deny(f"entity {entity!r} is outside the caller's data scope")
     elif rule.scope == "park" and PARK not in scope:
         deny("park-wide data and operations need park scope")
-    elif rule.scope == "recommendation":
-        entity = recommendation_entity(int(path.split("/")[3]))
+    elif rule.scope in ("recommendation", "report"):
+        entity = stored_entity(rule.scope, int(path.split("/")[3]))
         if entity not in scope:
-            deny(f"recommendation of entity {entity!r} is outside the caller's data scope")
+            deny(f"{rule.scope} of entity {entity!r} is outside the caller's data scope")
+    elif rule.scope == "body_entity":
+        entity = _body_entity()
+        if entity not in scope:
+            deny(f"entity {entity!r} is outside the caller's data scope")
     elif rule.scope == "rows":
         named = _rows_enterprises()
         outside = sorted(named - scope)

@@ -22,13 +22,13 @@ from lingtan_proxy.upstream import recommendation_entity
 from lingtan_proxy.views_portal import _entity_choices
 
 bp = Blueprint("analysis", __name__, url_prefix="/analysis")
-TOPICS = ("structure", "cost", "compare", "trend", "pareto", "balance", "efficiency", "recommendations")
+TOPICS = ("structure", "cost", "compare", "trend", "pareto", "balance", "efficiency", "recommendations", "reports")
 #: the query parameters each topic passes on to the calc-service, besides entity
 PARAMS = {"structure": ("start", "end", "by"), "cost": ("start", "end"), "compare": ("start", "end", "by", "base"),
           "trend": ("end", "months"), "pareto": ("start", "end", "level", "metric"), "balance": ("start", "end"),
-          "efficiency": ("start", "end"), "recommendations": ("status",)}
+          "efficiency": ("start", "end"), "recommendations": ("status",), "reports": ("kind",)}
 CHOICES = {"by": ("carrier", "enterprise", "unit", "usage", "flow", "meter"), "base": ("previous", "last_year"),
-           "status": ("open,acknowledged", "dismissed", "resolved"),
+           "status": ("open,acknowledged", "dismissed", "resolved"), "kind": ("day", "month", "year"),
            "level": ("unit", "meter"), "metric": ("energy", "co2", "cost")}
 
 
@@ -43,7 +43,7 @@ def _form(topic: str) -> dict[str, str]:
     today = date.today()
     defaults = {"start": (today - timedelta(days=7)).isoformat(), "end": (today + timedelta(days=1)).isoformat(),
                 "by": "carrier", "base": "previous", "months": "12", "level": "unit", "metric": "energy",
-                "status": "open,acknowledged"}
+                "status": "open,acknowledged", "kind": "day"}
     if topic == "trend":
         defaults["end"] = today.replace(day=1).isoformat()
     form = {k: (request.args.get(k) or defaults[k]) for k in PARAMS[topic]}
@@ -53,7 +53,7 @@ def _form(topic: str) -> dict[str, str]:
     return form
 
 
-@bp.get("/<any(structure, cost, compare, trend, pareto, balance, efficiency, recommendations):topic>")
+@bp.get("/<any(structure, cost, compare, trend, pareto, balance, efficiency, recommendations, reports):topic>")
 @require("data.read")
 def page(topic: str):
     choices = _entity_choices()
@@ -62,14 +62,42 @@ def page(topic: str):
         abort(403)
     form = _form(topic)
     body, error = None, request.args.get("error")
-    path = "recommendations" if topic == "recommendations" else f"analysis/{topic}"
+    path = topic if topic in ("recommendations", "reports") else f"analysis/{topic}"
     try:
         body = calc_get(path, {"entity": entity, **form})
     except ApiError as exc:
         error = exc.message
     return render_template("analysis.html", topic=topic, topics=TOPICS, choices=choices, entity=entity, form=form,
                            options=CHOICES, body=body, error=error, chart=chart_data(topic, body) if body else None,
-                           may_decide="recommendation.decide" in permissions_of(g.user), done=request.args.get("done"))
+                           may_decide="recommendation.decide" in permissions_of(g.user),
+                           may_export="data.export" in permissions_of(g.user), done=request.args.get("done"),
+                           today=date.today().isoformat())
+
+
+@bp.post("/reports/generate")
+@require("data.export")
+def generate_report():
+    """Generate a report now (XLSX and PDF) for an entity in the user's scope; audited either way."""
+    entity = request.form.get("entity", "park")
+    if entity not in allowed_entities():
+        abort(403)
+    body = {"entity": entity, "kind": request.form.get("kind", "day"), "start": request.form.get("start", ""),
+            "lang": request.form.get("lang", "zh")}
+    st = state()
+    up = st.calc.request("POST", "/api/v1/reports", {"X-Lingtan-User": g.user.username, "Content-Type": "application/json"},
+                         json.dumps(body).encode())
+    raw, status = up.read(), up.status
+    st.ctx.audit(g.db, user=g.user.username, ip=client_ip(), action="report.generate", obj=f"report:{entity}",
+                 result="success" if status == 201 else "failure", detail={**body, "status": status})
+    args: dict[str, str] = {"entity": entity, "kind": body["kind"]}
+    if status == 201:
+        args["done"] = "generate"
+    else:
+        try:
+            args["error"] = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            args["error"] = f"calc-service answered {status}"
+    return redirect(url_for("analysis.page", topic="reports", **args))
 
 
 @bp.post("/recommendations/<int:row_id>/<any(acknowledge, dismiss):decision>")

@@ -106,6 +106,20 @@ def _analysis_paths() -> dict[str, Any]:
         "/api/v1/recommendations/evaluate": {"post": {
             "summary": "evaluate every entity's recommendations now (the scheduler does it daily)",
             "responses": {"200": {"description": "counts opened, updated, resolved per entity"}}}},
+        "/api/v1/reports": {
+            **_get("日报/月报/年报: the current reports of an entity (all=1 with superseded ones)",
+                   [_ENTITY, _q("kind", "day, month or year", enum=["day", "month", "year"]), _q("all", "1: all files")]),
+            "post": {"summary": "generate a report now (XLSX and/or PDF), archived with its SHA-256",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["kind", "start"], "properties": {
+                             "entity": {"type": "string"}, "kind": {"type": "string", "enum": ["day", "month", "year"]},
+                             "start": {"type": "string"}, "lang": {"type": "string", "enum": ["zh", "en"]},
+                             "formats": {"type": "array", "items": {"type": "string", "enum": ["xlsx", "pdf"]}}}}}}},
+                     "responses": {"201": {"description": "the archived files"}, "400": _ERROR, "404": _ERROR}}},
+        "/api/v1/reports/{id}/file": {"get": {
+            "summary": "the archived file, checked against its SHA-256 (header X-Content-SHA256)",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "the file"}, "404": _ERROR, "409": _ERROR, "410": _ERROR}}},
         "/api/v1/analysis/pareto": _get("重点能耗环节: units or meters ranked, the top 80 % flagged",
                                         [_ENTITY, _START, _END, level, metric]),
     }
