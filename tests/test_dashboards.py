@@ -38,7 +38,7 @@ def test_committed_files_are_what_the_generator_writes():
 
 def test_dashboards_are_provisioned_read_only_with_the_fixed_datasource():
     assert {p.stem for p in DASHBOARDS} == {"park-overview", "realtime", "energy", "carbon", "energy-flow",
-                                            "data-quality"}
+                                            "data-quality", "analysis"}
     uids = set()
     for path in DASHBOARDS:
         d = json.loads(path.read_text(encoding="utf-8"))

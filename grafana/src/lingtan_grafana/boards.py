@@ -1,4 +1,4 @@
-"""The six dashboards (issue #5 §1). Every panel query is InfluxQL on the fixed datasource uid, filtered by the
+"""The seven dashboards (issue #5 §1, and the analysis board of docs/analysis.md). Every panel query is InfluxQL on the fixed datasource uid, filtered by the
 template variables; ``tests/test_dashboards.py`` runs each against InfluxDB filled by the running demo park."""
 
 from __future__ import annotations
@@ -239,7 +239,46 @@ def data_quality():
                              'GROUP BY time($__interval), "protocol" fill(null)', alias="$tag_protocol"), w=12, h=8)))
 
 
+ANALYSIS_LINKS = """
+The analyses that need the park model and the tariffs are in the portal (docs/analysis.md):
+
+* [能源成本 Cost by time-of-use band](/analysis/cost) · [重点能耗环节 Key consumers](/analysis/pareto)
+* [能源平衡表 Energy balance](/analysis/balance) · [能效 Efficiency and base load](/analysis/efficiency)
+* [节能建议 Recommendations](/analysis/recommendations) · [报表 Reports](/analysis/reports)
+""".strip()
+
+
+def analysis():
+    """能耗分析: structure, conversion efficiency and the monthly trend, with links to the portal's analyses."""
+    days = "AND \"period\" = 'day' AND $timeFilter"
+    share = q(f'SELECT sum("tce") FROM {derived("acc_carrier")} WHERE {PARK_ENTITY} {days} GROUP BY "carrier"',
+              alias="$tag_carrier")
+    efficiency = q(f'SELECT sum("output_tce") / sum("input_tce") FROM {derived("acc_node")} WHERE {PARK} {days} '
+                   'GROUP BY "node"', alias="$tag_node")
+    months = q(f'SELECT last("comprehensive_tce") FROM {derived("acc_totals")} WHERE {PARK_ENTITY} '
+               "AND \"period\" = 'month' AND time > now() - 400d GROUP BY time(1d, 16h) fill(none)", alias="tce")
+    by_enterprise = q(f'SELECT sum("comprehensive_tce") FROM {derived("acc_totals")} WHERE {ENTITIES} {days} '
+                      'GROUP BY "entity"', alias="$tag_entity")
+    return (board("lingtan-analysis", "能耗分析 Energy analysis", tags=["energy", "analysis"], refresh="5m",
+                  time_from="now-30d")
+            .with_panel(plugin_panel("piechart", "用能结构 Energy by carrier (tce)", targets=[share], w=8, h=9,
+                                     options={"pieType": "donut", "reduceOptions": {"calcs": ["lastNotNull"],
+                                                                                    "values": False},
+                                              "legend": {"displayMode": "table", "placement": "right",
+                                                         "values": ["value", "percent"]}},
+                                     description="The park's comprehensive energy by carrier over the range "
+                                                 "(GB/T 2589, 当量值)."))
+            .with_panel(bars("按企业 Energy by enterprise (tce in range)", "none", by_enterprise, w=8, h=9))
+            .with_panel(bars("转换效率 Conversion efficiency (output/input)", "percentunit", efficiency, w=8, h=9,
+                             description="Output over input of each conversion node in tce at 当量值 (a ratio of "
+                                         "energy; a chiller's cooling has no coefficient, see the portal for its COP). "
+                                         "docs/analysis.md §6."))
+            .with_panel(ts("月度趋势 Monthly energy (tce)", "none", months, w=16, h=8))
+            .with_panel(plugin_panel("text", "更多分析 More analyses", w=8, h=8,
+                                     options={"mode": "markdown", "content": ANALYSIS_LINKS})))
+
+
 DASHBOARDS = {
     "park-overview": park_overview, "realtime": realtime, "energy": energy, "carbon": carbon,
-    "energy-flow": energy_flow, "data-quality": data_quality,
+    "energy-flow": energy_flow, "data-quality": data_quality, "analysis": analysis,
 }
