@@ -43,6 +43,10 @@ def fast_demo_park(path: Path, poll_interval_s: float = 1.0, stale_after_s: floa
     return path
 
 
+#: how long after a wait_drained call the collectors' counts are taken [s] (see wait_drained)
+SETTLE_S = 2.0
+
+
 @dataclass
 class ParkRun:
     state_dir: Path
@@ -84,7 +88,16 @@ class ParkRun:
         """
         deadline = time.monotonic() + timeout_s
         names = ("collector-opcua", "collector-modbus", "collector-mqtt")
-        targets = {n: self.collector_status(n).get("accepted", 0) for n in names}
+        # the counts from a status written at least SETTLE_S after this call: a value a device emitted
+        # just before the call reaches its collector within a publishing interval (1 s in the demo park)
+        # and is then counted as accepted; a status written before that would leave it out
+        called = time.time()
+        while time.monotonic() < deadline:
+            sts = {n: self.collector_status(n) for n in names}
+            if all(s.get("updated", 0) >= called + SETTLE_S for s in sts.values()):
+                break
+            time.sleep(0.5)
+        targets = {n: s.get("accepted", 0) for n, s in sts.items()}
         while time.monotonic() < deadline:
             sts = {n: self.collector_status(n) for n in names}
             if all(s and s.get("written", 0) >= targets[n] and not s.get("replaying") for n, s in sts.items()):

@@ -74,6 +74,22 @@ def page(topic: str):
                            today=date.today().isoformat())
 
 
+def _post_and_audit(path: str, body: dict[str, Any], ok: int, action: str, obj: str, detail: dict[str, Any]) -> str | None:
+    """POST ``body`` to the calc-service as the user and audit the outcome; the error message, or None on ``ok``."""
+    st = state()
+    up = st.calc.request("POST", path, {"X-Lingtan-User": g.user.username, "Content-Type": "application/json"},
+                         json.dumps(body).encode())
+    raw, status = up.read(), up.status
+    st.ctx.audit(g.db, user=g.user.username, ip=client_ip(), action=action, obj=obj,
+                 result="success" if status == ok else "failure", detail={**detail, "status": status})
+    if status == ok:
+        return None
+    try:
+        return str(json.loads(raw)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"calc-service answered {status}"
+
+
 @bp.post("/reports/generate")
 @require("data.export")
 def generate_report():
@@ -83,21 +99,9 @@ def generate_report():
         abort(403)
     body = {"entity": entity, "kind": request.form.get("kind", "day"), "start": request.form.get("start", ""),
             "lang": request.form.get("lang", "zh")}
-    st = state()
-    up = st.calc.request("POST", "/api/v1/reports", {"X-Lingtan-User": g.user.username, "Content-Type": "application/json"},
-                         json.dumps(body).encode())
-    raw, status = up.read(), up.status
-    st.ctx.audit(g.db, user=g.user.username, ip=client_ip(), action="report.generate", obj=f"report:{entity}",
-                 result="success" if status == 201 else "failure", detail={**body, "status": status})
-    args: dict[str, str] = {"entity": entity, "kind": body["kind"]}
-    if status == 201:
-        args["done"] = "generate"
-    else:
-        try:
-            args["error"] = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            args["error"] = f"calc-service answered {status}"
-    return redirect(url_for("analysis.page", topic="reports", **args))
+    error = _post_and_audit("/api/v1/reports", body, 201, "report.generate", f"report:{entity}", body)
+    outcome = {"error": error} if error else {"done": "generate"}
+    return redirect(url_for("analysis.page", topic="reports", entity=entity, kind=body["kind"], **outcome))
 
 
 @bp.post("/recommendations/<int:row_id>/<any(acknowledge, dismiss):decision>")
@@ -107,24 +111,12 @@ def decide_recommendation(row_id: int, decision: str):
     entity = recommendation_entity(row_id)
     if entity not in allowed_entities():
         abort(403)
-    st = state()
     reason = request.form.get("reason", "")[:2000]
-    up = st.calc.request("POST", f"/api/v1/recommendations/{row_id}/{decision}",
-                         {"X-Lingtan-User": g.user.username, "Content-Type": "application/json"},
-                         json.dumps({"reason": reason}).encode())
-    raw, status = up.read(), up.status
-    st.ctx.audit(g.db, user=g.user.username, ip=client_ip(), action="recommendation.decide",
-                 obj=f"recommendation:{row_id}", result="success" if status == 200 else "failure",
-                 detail={"decision": decision, "entity": entity, "reason": reason[:300], "status": status})
-    args: dict[str, str] = {"entity": entity}
-    if status == 200:
-        args["done"] = decision
-    else:
-        try:
-            args["error"] = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            args["error"] = f"calc-service answered {status}"
-    return redirect(url_for("analysis.page", topic="recommendations", **args))
+    error = _post_and_audit(f"/api/v1/recommendations/{row_id}/{decision}", {"reason": reason}, 200,
+                            "recommendation.decide", f"recommendation:{row_id}",
+                            {"decision": decision, "entity": entity, "reason": reason[:300]})
+    outcome = {"error": error} if error else {"done": decision}
+    return redirect(url_for("analysis.page", topic="recommendations", entity=entity, **outcome))
 
 
 def _label(row: dict[str, Any], keys: tuple[str, ...]) -> str:

@@ -88,3 +88,22 @@ def factor_ids(client: InfluxClient, park_id: str, period: str, start: pd.Timest
         for row in client.rows(q):
             ids |= {i for i in str(row.get("factors") or "").split(",") if i}
     return ids
+
+
+def bought_per_hour(client: InfluxClient, park_id: str, start: pd.Timestamp, end: pd.Timestamp, entity: str | None,
+                    keys: list[str]) -> pd.DataFrame:
+    """Energy bought or received (``flow`` input) per hour, entity, ``keys`` and carrier, summed by InfluxDB.
+
+    The database adds the meters up (``GROUP BY time(1h)``), so a month of a park with a thousand
+    meters is a few thousand rows instead of the meters' hourly rows. Hours are whole UTC hours,
+    which are whole Asia/Shanghai hours too (UTC+8).
+    """
+    tags = ["entity", *[k for k in keys if k != "entity"], "carrier"]
+    where = _where(park_id, "hour", entity) + " AND \"flow\" = 'input'"
+    q = (f'SELECT sum("quantity") AS "quantity" FROM "{client.database}"."{RP}"."acc_energy" WHERE {where} '
+         f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY time(1h), "
+         + ", ".join(f'"{t}"' for t in tags) + " fill(none)")
+    frame = pd.DataFrame(client.rows(q, epoch="ms"), columns=["time", *tags, "quantity"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True).dt.tz_convert(TZ)
+    frame["quantity"] = pd.to_numeric(frame["quantity"], errors="coerce").fillna(0.0)
+    return frame

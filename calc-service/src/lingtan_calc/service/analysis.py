@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lingtan.errors import ApiError
-from lingtan_calc.adapters.energy_reads import emission_rows, energy_rows
+from lingtan_calc.adapters.energy_reads import bought_per_hour, emission_rows, energy_rows
 from lingtan_calc.core.analysis.cost import NoTariffError, cost_summary, demand_charge, energy_cost, unpriced
 from lingtan_calc.core.analysis.structure import (
     BREAKDOWNS,
@@ -90,10 +90,9 @@ def structure_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, by:
 
 
 def bought_hours(svc, entity: str | None, start: pd.Timestamp, end: pd.Timestamp, keys: list[str]) -> pd.DataFrame:
-    """Hourly energy an entity (None: each enterprise) bought or received (``flow`` input), with ``keys`` kept."""
-    rows = energy(svc, entity, start, end, period="hour")
-    rows = rows[rows["flow"] == "input"]
-    return rows.groupby(["time", "entity", *keys, "carrier"], as_index=False)["quantity"].sum()
+    """Hourly energy an entity (None: each enterprise) bought or received (``flow`` input), with ``keys`` kept
+    (deliveries are not bought energy, so no row needs moving to the supplier's meter)."""
+    return bought_per_hour(svc.client, svc.park.park.id, start, end, entity, keys)
 
 
 def _tariff_notes(svc, used: set[str]) -> list[dict[str, Any]]:

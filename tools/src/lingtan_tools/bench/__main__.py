@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks and print a Markdown report for docs/benchmarks.md.
 
-Usage: ``python -m lingtan_tools.bench [--quick] [--only ingest,mqtt,opcua,modbus,accounting,proxy] [--out FILE]``
+Usage: ``python -m lingtan_tools.bench [--quick] [--only ingest,mqtt,opcua,modbus,accounting,analysis,proxy] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def run_accounting(quick: bool, skip_influxql: bool = False) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lingtan_tools.bench")
     ap.add_argument("--quick", action="store_true", help="smaller runs (for a smoke test)")
-    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus,accounting,proxy")
+    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus,accounting,analysis,proxy")
     ap.add_argument("--out", default="var/bench/latest.md")
     ap.add_argument("--skip-influxql", action="store_true",
                     help="accounting: do not run the (slow) InfluxQL reference aggregation")
@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += run_ingest(args.quick)
     if "accounting" in wanted:
         rows += run_accounting(args.quick, args.skip_influxql)
+    if "analysis" in wanted:
+        from lingtan_tools.bench.analysis import run_analysis
+
+        rows += run_analysis(args.quick)
     if "proxy" in wanted:
         from lingtan_tools.bench.proxy import run_proxy
 

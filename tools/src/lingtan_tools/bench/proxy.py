@@ -37,8 +37,10 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def proxy_stack():
-    """calc-service and auth proxy on free ports (no InfluxDB needed for /health), and a session cookie."""
+def proxy_stack(env_extra: dict[str, str] | None = None, roles: tuple[str, ...] = ("operator",)):
+    """calc-service and auth proxy on free ports (no InfluxDB needed for /health), and a session cookie.
+
+    ``env_extra`` points both at a database and park of their own (the analysis benchmark)."""
     import pyotp
     import requests
 
@@ -50,12 +52,13 @@ def proxy_stack():
     calc_port, proxy_port = free_port(), free_port()
     env = {**os.environ, "LINGTAN_STATE_DIR": str(state), "LINGTAN_CALC_PORT": str(calc_port),
            "LINGTAN_PROXY_PORT": str(proxy_port), "LINGTAN_PROXY_HTTP_PORT": "0",
-           "LINGTAN_INFLUX_URL": f"http://127.0.0.1:{free_port()}"}
-    settings = load_settings(state_dir=state)
+           "LINGTAN_INFLUX_URL": f"http://127.0.0.1:{free_port()}", **(env_extra or {})}
+    settings = load_settings(state_dir=state, **({"park_file": env_extra["LINGTAN_PARK_FILE"]}
+                                                 if env_extra and "LINGTAN_PARK_FILE" in env_extra else {}))
     db, ctx = _context(settings)
     password = "Energy-Park-2026!q"
     with db() as s:
-        user, otp = create_user(s, ctx, username="bench", roles=["operator"], actor="bench", ip="local",
+        user, otp = create_user(s, ctx, username="bench", roles=list(roles), actor="bench", ip="local",
                                 park_scope=True)
         problems = change_password(s, ctx, user, otp, password, ip="local")
         assert not problems, problems
@@ -82,7 +85,8 @@ def proxy_stack():
         assert r.url.endswith("/overview"), r.url
         cookie = f"__Host-lingtan={sess.cookies.get('__Host-lingtan')}"
         yield {"direct": f"http://127.0.0.1:{calc_port}/api/v1/health",
-               "proxied": f"{base}/calc/api/v1/health", "cookie": cookie}
+               "proxied": f"{base}/calc/api/v1/health", "cookie": cookie, "base": base, "calc": f"http://127.0.0.1:{calc_port}",
+               "session": sess}
     finally:
         for p in procs:
             p.terminate()
