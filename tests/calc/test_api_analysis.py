@@ -85,3 +85,21 @@ def test_bad_input_names_the_field(app, client):
         r = client.get(url)
         assert r.status_code == status, (url, r.json)
         assert r.json["error"]["field"] == field, url
+
+
+def test_comparison_at_the_same_output(app, client):
+    computed(app)
+    rows = [{"enterprise": "B", "period_type": "day", "period_start": day, "product": "注塑件", "quantity": q,
+             "product_unit": "t"} for day, q in (("2026-03-01", 100.0), ("2026-03-02", 120.0))]
+    r = client.post("/api/v1/production", json={"rows": rows}, headers={"X-Lingtan-User": "erp-sync"})
+    assert r.status_code == 201, r.json
+    body = client.get("/api/v1/analysis/compare?entity=B&start=2026-03-02&end=2026-03-03&base=previous").json
+    out = body["normalised"]["output"]
+    energy = day_expectation(24.0)["B"]  # the same every day
+    assert (out["product"], out["unit"], out["base_output"], out["current_output"]) == ("注塑件", "t", 100.0, 120.0)
+    assert out["specific_current"] == pytest.approx(energy / 120.0)
+    assert out["normalised_current"] == pytest.approx(energy * 100.0 / 120.0)
+    assert out["normalised_change_ratio"] == pytest.approx(100.0 / 120.0 - 1.0)  # 16.7 % less energy per tonne
+    assert body["normalised"]["weather"] is None and "temperature" in body["normalised"]["weather_note"]
+    park = client.get("/api/v1/analysis/compare?entity=park&start=2026-03-02&end=2026-03-03").json
+    assert park["normalised"]["output"] is None and park["normalised"]["output_note"] == "no production records in both periods"

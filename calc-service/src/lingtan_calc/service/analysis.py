@@ -20,6 +20,7 @@ from lingtan_calc.core.analysis.structure import (
     BREAKDOWNS,
     attribute_deliveries,
     compare,
+    output_normalised,
     parent_meters,
     pareto,
     structure,
@@ -163,7 +164,38 @@ def compare_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, by: s
     return _envelope(entity, start, end, by=by, base=name, base_start=b0.isoformat(), base_end=b1.isoformat(),
                      total=records(totals)[0], units={"base": "tce", "current": "tce", "change": "tce",
                                                       "change_ratio": "1", "quantity_*": "canonical unit"},
-                     rows=records(out))
+                     rows=records(out),
+                     normalised=_normalised(svc, entity, (b0, b1), (start, end), float(previous["tce"].sum()),
+                                            float(current["tce"].sum())))
+
+
+def _output(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[tuple[str, str], float]:
+    """Recorded output per (product, unit) of the range, from the production records of its granularity."""
+    frame = getattr(svc.calculator, "production", None)
+    kind = {"month": "month", "day": "day"}.get(granularity(start, end))
+    if frame is None or frame.empty or kind is None:
+        return {}
+    f = frame[(frame["entity"] == entity) & (frame["period_type"] == kind) & (frame["period"] >= start)
+              & (frame["period"] < end) & frame["quantity"].notna() & (frame["product"] != "")]
+    return {k: float(v) for k, v in f.groupby(["product", "product_unit"])["quantity"].sum().items()}
+
+
+def _normalised(svc, entity: str, base: tuple, current: tuple, energy_base: float, energy_current: float) -> dict:
+    """The comparison at the base period's output, when one product was recorded in both periods."""
+    out_b, out_c = _output(svc, entity, *base), _output(svc, entity, *current)
+    common = sorted(set(out_b) & set(out_c))
+    weather = "no temperature points in the park model: no weather normalisation"
+    if len(common) != 1 or len(out_b) != 1 or len(out_c) != 1:
+        reason = ("no production records in both periods" if not common else
+                  f"{len(set(out_b) | set(out_c))} products: no single output to normalise to")
+        return {"output": None, "output_note": reason, "weather": None, "weather_note": weather}
+    (product, unit), = common
+    try:
+        figures = output_normalised(energy_base, out_b[common[0]], energy_current, out_c[common[0]])
+    except ValueError as exc:
+        return {"output": None, "output_note": str(exc), "weather": None, "weather_note": weather}
+    return {"output": {"product": product, "unit": unit, "base_output": out_b[common[0]],
+                       "current_output": out_c[common[0]], **figures}, "weather": None, "weather_note": weather}
 
 
 def trend_body(svc, entity: str, end: pd.Timestamp, months: int) -> dict[str, Any]:
