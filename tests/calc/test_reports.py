@@ -117,3 +117,19 @@ def test_bad_requests_name_the_field(app, client):
         assert r.status_code == status, (body, r.json)
         assert r.json["error"]["field"] == field, body
     assert client.get("/api/v1/reports/999/file").status_code == 404
+
+
+def test_scheduled_reports_catch_up_once(app, client):
+    import pandas as pd
+
+    from lingtan_calc.service import reports
+
+    computed(app)
+    svc = service_of(app)
+    now = pd.Timestamp("2026-03-03 00:20", tz="Asia/Shanghai")
+    written = reports.scheduled(svc, now)
+    listed = client.get("/api/v1/reports?entity=B&kind=day").json["rows"]
+    # the two days with data, for the park, A and B, as XLSX and PDF; February and 2025 have none
+    assert written == 2 * 3 * 2 and sorted({r["period"] for r in listed}) == ["2026-03-01", "2026-03-02"]
+    assert {r["reason"] for r in listed} == {"schedule"}
+    assert reports.scheduled(svc, now) == 0  # already written: nothing again

@@ -1,7 +1,8 @@
 """Generating the daily, monthly and annual reports (docs/analysis.md §8).
 
 On schedule, after the daily late-data pass: the day report of yesterday for the park and each
-enterprise; on the first of a month also last month's; on 1 January also last year's. After a
+enterprise; on the first of a month also last month's; on 1 January also last year's. A pass
+also writes any of the last week's reports that is missing (the service was stopped). After a
 recalculation, every current report whose period it touched is generated again (the earlier
 file is kept, superseded). On demand: ``POST /api/v1/reports``. Each report is written in the
 configured languages (``LINGTAN_REPORT_LANGUAGES``, default ``zh``) as XLSX and PDF.
@@ -17,9 +18,9 @@ import pandas as pd
 from lingtan.errors import ApiError
 from lingtan_calc.adapters.meter_events import local
 from lingtan_calc.adapters.report_pdf import render_pdf
-from lingtan_calc.adapters.report_store import ReportRow, archive, overlapping
+from lingtan_calc.adapters.report_store import ReportRow, archive, current_reports, overlapping
 from lingtan_calc.adapters.report_xlsx import render_xlsx
-from lingtan_calc.service.report_content import period_of, report_content
+from lingtan_calc.service.report_content import label_of, period_of, report_content
 
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
@@ -48,23 +49,32 @@ def generate(svc, entity: str, kind: str, start: pd.Timestamp, lang: str, reason
     return rows
 
 
+#: how many closed days back a scheduled pass looks for reports not yet written (after a stop of the service)
+CATCH_UP_DAYS = 7
+
+
 def due(now: pd.Timestamp) -> list[tuple[str, pd.Timestamp]]:
-    """The periods that closed at the start of today: yesterday, and last month or last year when they did."""
+    """The periods closed by the start of today that a report may be missing for: the last
+    :data:`CATCH_UP_DAYS` days, last month and last year."""
     today = now.tz_convert(TZ).normalize()
-    out = [("day", today - pd.Timedelta(days=1))]
-    if today.day == 1:
-        out.append(("month", (today - pd.Timedelta(days=1)).replace(day=1)))
-        if today.month == 1:
-            out.append(("year", today.replace(year=today.year - 1)))
-    return out
+    out = [("day", today - pd.Timedelta(days=d)) for d in range(CATCH_UP_DAYS, 0, -1)]
+    last_month = (today.replace(day=1) - pd.Timedelta(days=1)).replace(day=1)  # the month before this one
+    return out + [("month", last_month), ("year", today.replace(year=today.year - 1, month=1, day=1))]
+
+
+def _written(svc) -> set[tuple[str, str, str, str]]:
+    with svc.sessions() as s:
+        return {(r.entity, r.kind, r.period, r.lang) for r in current_reports(s)}
 
 
 def scheduled(svc, now: pd.Timestamp) -> int:
-    """Generate the reports that are due; a period without data is skipped (logged), never an error."""
-    count = 0
+    """Write the due reports not written yet; a period without data is skipped (logged), never an error."""
+    written, count = _written(svc), 0
     for kind, start in due(now):
         for entity in ["park", *(e.id for e in svc.park.enterprises)]:
             for lang in svc.settings.report_languages:
+                if (entity, kind, label_of(kind, start), lang) in written:
+                    continue
                 try:
                     count += len(generate(svc, entity, kind, start, lang, "schedule"))
                 except ApiError as exc:

@@ -240,11 +240,13 @@ class CalcService:
         self.record_quarantines(runs)
         if self._recommend_after is not None:  # once a day, after the late-data pass (docs/analysis.md §7)
             day, self._recommend_after = self._recommend_after, None
-            try:
-                evaluate_recommendations(self, day)
-                reports.scheduled(self, day)  # after the recommendations, which the reports list
-            except Exception:  # InfluxDB down: logged; the next day's pass evaluates again
-                log.exception("the daily recommendations or reports failed")
+            # the reports come after the recommendations, which they list; a failure of one (InfluxDB
+            # down, a factor missing) is logged and does not keep the other from running
+            for what, daily in (("recommendations", evaluate_recommendations), ("reports", reports.scheduled)):
+                try:
+                    daily(self, day)
+                except Exception:
+                    log.exception("the daily %s failed; the next day's pass runs them again", what)
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
         log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],
