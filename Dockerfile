@@ -29,9 +29,10 @@ LABEL org.opencontainers.image.title="lingtan" \
       org.opencontainers.image.description="Lingtan (零碳) energy-and-carbon platform: collectors, calc-service, auth proxy, notifier" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# libpq5: psycopg 3 (PostgreSQL) loads the system libpq; tzdata: Asia/Shanghai for zoneinfo
+# libpq5: psycopg 3 (PostgreSQL) loads the system libpq; tzdata: Asia/Shanghai for zoneinfo;
+# fonts-wqy-zenhei: the CJK font the PDF reports embed (docs/analysis.md §8)
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 tzdata \
+ && apt-get install -y --no-install-recommends libpq5 tzdata fonts-wqy-zenhei \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=build /wheels /wheels
