@@ -8,6 +8,7 @@ what is registered (docs/architecture.md, "Adding a protocol").
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,9 +35,11 @@ class DeviceBase(Strict):
         return protocols.protocol_enum()(value)
 
     @property
+    @abstractmethod
     def point_rate_hz(self) -> float:
-        """Readings per second one point of this device delivers at most (for buffer sizing)."""
-        raise NotImplementedError(f"{type(self).__name__} must state point_rate_hz")
+        """Readings per second one point of this device delivers at most (for buffer sizing); every
+        protocol's device states it (pydantic models are abstract base classes: a device class without
+        it cannot be instantiated)."""
 
 
 class BindingBase(Strict):
