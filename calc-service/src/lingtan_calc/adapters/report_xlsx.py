@@ -168,7 +168,7 @@ def _rest(wb: Workbook, c: dict[str, Any], lang: str) -> None:
     row = _table(ws, 1, [t("item", lang), t("value", lang)],
                  [[t("hours_accounted", lang), q["hours_accounted"]], [t("hours_expected", lang), q["hours_expected"]],
                   [t("coverage", lang), q["coverage"]]], [None, None])
-    ws.cell(row=3 + 1, column=2).number_format = PERCENT
+    ws.cell(row=4, column=2).number_format = PERCENT  # the coverage, the table's third row
     ws.cell(row=row, column=1, value=t("quarantined", lang)).font = Font(bold=True)
     _table(ws, row + 1, [t("point", lang), t("from", lang), t("to", lang), t("measured", lang), t("limit", lang),
                          t("unit", lang), t("status", lang)],

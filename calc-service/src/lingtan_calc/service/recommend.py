@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 
 from lingtan.park.carriers import Carrier
-from lingtan_calc.adapters.energy_reads import emission_rows, energy_rows, flow_rows
+from lingtan_calc.adapters.energy_reads import bought_per_hour, emission_rows, energy_rows, flow_rows
 from lingtan_calc.adapters.recommendation_store import store_evaluation
 from lingtan_calc.core.accounting.convert import AccountingOptions, coal_equivalent, grid_factor
 from lingtan_calc.core.accounting.factors import FactorLibrary
 from lingtan_calc.core.analysis.cost import demand_charge, energy_cost
-from lingtan_calc.core.analysis.efficiency import conversion_efficiencies, load_kpis
+from lingtan_calc.core.analysis.efficiency import conversion_efficiencies
 from lingtan_calc.core.analysis.recommendations import Evidence, Prices, recommend
-from lingtan_calc.core.analysis.structure import attribute_deliveries, parent_meters
 from lingtan_calc.core.analysis.tariffs import Band, Tariff, tariff_for
+from lingtan_calc.service.balance import own_edges, topology_nodes, unit_loads
 
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
@@ -58,14 +58,13 @@ def _fuel_prices(tariff: Tariff, energy: pd.DataFrame, emissions: pd.DataFrame) 
     return (price * qty / tce if price is not None else None), (co2 / tce if co2 > 0 else None)
 
 
-def _efficiency_history(client, park, nodes: pd.DataFrame, end: pd.Timestamp, entity: str) -> pd.DataFrame:
+def _efficiency_history(svc, nodes: pd.DataFrame, end: pd.Timestamp, entity: str) -> pd.DataFrame:
     """Per fuel converter: the efficiency of the window, the best monthly efficiency of the last year, the fuel."""
     start = end - pd.Timedelta(days=WINDOW_DAYS)
-    recent = flow_rows(client, park.park.id, "day", start, end)
-    monthly = flow_rows(client, park.park.id, "month", (end - pd.DateOffset(months=12)).normalize().replace(day=1), end)
-    if entity != "park":
-        mine = {m.id for e in park.enterprises if e.id == entity for u in e.units for m in u.meters}
-        recent, monthly = recent[recent["meter"].isin(mine)], monthly[monthly["meter"].isin(mine)]
+    park_id = svc.park.park.id
+    recent = own_edges(svc.park, flow_rows(svc.client, park_id, "day", start, end), entity)
+    year_ago = (end - pd.DateOffset(months=12)).normalize().replace(day=1)
+    monthly = own_edges(svc.park, flow_rows(svc.client, park_id, "month", year_ago, end), entity)
     conv = nodes[nodes["kind"].isin(FUEL_CONVERTERS)]
     if recent.empty or conv.empty:
         return pd.DataFrame(columns=["node", "kind", "now", "best", "fuel_tce"])
@@ -81,54 +80,37 @@ def _efficiency_history(client, park, nodes: pd.DataFrame, end: pd.Timestamp, en
     return pd.DataFrame(rows, columns=["node", "kind", "now", "best", "fuel_tce"])
 
 
-def evidence_for(entity: str, end: pd.Timestamp, *, client, park, tariffs: list[Tariff], lib: FactorLibrary,
-                 options: AccountingOptions, nodes: pd.DataFrame) -> Evidence | None:
+def evidence_for(svc, entity: str, end: pd.Timestamp, nodes: pd.DataFrame) -> Evidence | None:
     """The evidence of ``entity`` for the :data:`WINDOW_DAYS` days before ``end``; None without a tariff or data."""
     start = end - pd.Timedelta(days=WINDOW_DAYS)
-    tariff = tariff_for(tariffs, entity, (end - pd.Timedelta(days=1)).date())
-    scope = None if entity == "park" else entity
-    hourly = energy_rows(client, park.park.id, "hour", start, end, entity)
-    if tariff is None or hourly.empty:
+    tariff = tariff_for(svc.tariffs, entity, (end - pd.Timedelta(days=1)).date())
+    park_id = svc.park.park.id
+    bought = bought_per_hour(svc.client, park_id, start, end, entity, [])  # summed per hour by InfluxDB
+    bought = bought[bought["carrier"] == "electricity"]
+    if tariff is None or bought.empty:
         return None
-    bought = hourly[(hourly["flow"] == "input") & (hourly["carrier"] == "electricity")]
     elec = bought.groupby("time")["quantity"].sum()
-    costs = energy_cost(bought.groupby(["time", "entity", "carrier"], as_index=False)["quantity"].sum(), tariffs)
-    demand = demand_charge(elec, entity, tariffs, start, end)
+    costs = energy_cost(bought, svc.tariffs)
+    demand = demand_charge(elec, entity, svc.tariffs, start, end)
     kwh = float(costs["quantity"].sum())
     average = (float(costs["cost"].sum()) + float(demand["cost"].sum())) / kwh if kwh else 0.0
-    monthly_energy = energy_rows(client, park.park.id, "day", start, end, entity)
-    emissions = emission_rows(client, park.park.id, "day", start, end, entity)
-    prices = _prices(tariff, average, end.date(), lib, options, _fuel_prices(tariff, monthly_energy, emissions))
+    daily = energy_rows(svc.client, park_id, "day", start, end, entity)
+    emissions = emission_rows(svc.client, park_id, "day", start, end, entity)
+    options = svc.calculator.options
+    prices = _prices(tariff, average, end.date(), svc.calculator.lib, options, _fuel_prices(tariff, daily, emissions))
     return Evidence(entity=entity, days=float(WINDOW_DAYS), prices=prices,
                     band_kwh=costs.groupby("band")["quantity"].sum().to_dict(),
-                    units=_unit_loads(client, park, start, end, scope), hourly_import_kwh=elec,
-                    efficiencies=_efficiency_history(client, park, nodes, end, entity))
-
-
-def _unit_loads(client, park, start: pd.Timestamp, end: pd.Timestamp, scope: str | None) -> pd.DataFrame:
-    rows = attribute_deliveries(energy_rows(client, park.park.id, "hour", start, end, scope), parent_meters(park))
-    rows = rows[(rows["carrier"] == "electricity") & rows["flow"].isin(["input", "renewable", "delivered"])]
-    out = []
-    for (enterprise, unit_id), part in rows.groupby(["enterprise", "unit_id"]):
-        series = part.groupby("time")["quantity"].sum()
-        if series.sum() > 0:
-            out.append({"enterprise": enterprise, "unit_id": unit_id, **load_kpis(series)})
-    return pd.DataFrame(out, columns=["enterprise", "unit_id", "mean_kw", "peak_kw", "load_factor", "baseload_kw",
-                                      "baseload_share", "non_workday_ratio"])
+                    units=unit_loads(svc, entity, start, end, "electricity"), hourly_import_kwh=elec,
+                    efficiencies=_efficiency_history(svc, nodes, end, entity))
 
 
 def evaluate(service, end: pd.Timestamp | None = None) -> dict[str, dict[str, int]]:
     """Evaluate every entity's recommendations for the window ending ``end`` (default: today 00:00) and store them."""
     end = (pd.Timestamp.now(tz=TZ) if end is None else pd.Timestamp(end).tz_convert(TZ)).normalize()
-    park = service.park
-    nodes = pd.DataFrame([(n.id, n.name, n.type.value, n.kind) for n in park.topology.nodes],
-                         columns=["id", "name", "type", "kind"])
-    options = service.calculator.options
-    lib = service.calculator.lib
+    nodes = topology_nodes(service.park)
     out = {}
-    for entity in ["park", *(e.id for e in park.enterprises)]:
-        ev = evidence_for(entity, end, client=service.client, park=park, tariffs=service.tariffs, lib=lib,
-                          options=options, nodes=nodes)
+    for entity in ["park", *(e.id for e in service.park.enterprises)]:
+        ev = evidence_for(service, entity, end, nodes)
         found = recommend(ev) if ev is not None else []
         with service.sessions() as s:
             out[entity] = store_evaluation(s, entity, found)
