@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     park_file: Path = DEMO_PARK
     # the tariffs energy cost is read with (docs/analysis.md §2); empty: the shipped demo tariff
     tariff_file: Path | None = None
+    # a park's own 单位产品能源消耗限额 limits, added to the shipped ones (docs/analysis.md §7)
+    limits_file: Path | None = None
     # the languages each scheduled report is written in (docs/analysis.md §8)
     report_languages: tuple[Literal["zh", "en"], ...] = ("zh",)
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lingtan_calc.core.analysis.cost import NoTariffError, cost_summary, demand_charge, energy_cost, unpriced
+from lingtan_calc.core.analysis.cost import (
+    NoTariffError,
+    cost_summary,
+    demand_charge,
+    energy_cost,
+    hourly_prices,
+    unpriced,
+)
 from lingtan_calc.core.analysis.tariffs import (
     TZ,
     Band,
@@ -141,3 +148,33 @@ def test_overlapping_validity(tmp_path: Path) -> None:
     path.write_text(TARIFF.replace("valid_from: 2026-01-01", "valid_from: 2026-01-01\n    valid_to: 2026-06-01") + second,
                     encoding="utf-8")
     assert [t.id for t in load_tariff_file(path)] == ["t1", "t2"]
+
+
+def test_contract_demand_charges_the_excess_twice(tmp_path: Path) -> None:
+    path = tmp_path / "contract.yaml"
+    path.write_text(TARIFF.replace("demand_charge: {basis: max_demand, price: 40.0}",
+                                   "demand_charge: {basis: max_demand, price: 40.0, contract_kw: {e1: 100.0, e2: 200.0}}"),
+                    encoding="utf-8")
+    tariffs = load_tariff_file(path)
+    start, end = pd.Timestamp("2026-07-01", tz=TZ), pd.Timestamp("2026-08-01", tz=TZ)
+    hours = pd.date_range(start, end, freq="h", tz=TZ, inclusive="left")
+    kwh = pd.Series(90.0, index=hours)
+    kwh.iloc[5] = 120.0
+    over = demand_charge(kwh, "e1", tariffs, start, end).iloc[0]
+    # 100 kW contract, 120 kW peak: 100 + 2 × (120 − 105) = 130 kW
+    assert over["charged"] == pytest.approx(130.0) and over["cost"] == pytest.approx(130.0 * 40.0)
+    assert "contract demand" in over["basis"]
+    under = demand_charge(kwh, "e2", tariffs, start, end).iloc[0]  # 120 kW of a 200 kW contract: the contract
+    assert under["charged"] == pytest.approx(200.0)
+    free = demand_charge(kwh, "e3", tariffs, start, end).iloc[0]  # no contract: the maximum demand
+    assert free["charged"] == pytest.approx(120.0) and "contract" not in free["basis"]
+    path.write_text(TARIFF.replace("demand_charge: {basis: max_demand, price: 40.0}",
+                                   "demand_charge: {basis: max_demand, price: 40.0, contract_kw: {e1: 0}}"),
+                    encoding="utf-8")
+    with pytest.raises(TariffFileError, match=r"tariffs\[0\].electricity.demand_charge: contract_kw \{'e1': 0.0\}"):
+        load_tariff_file(path)
+
+
+def test_hourly_prices(tariffs) -> None:
+    hours = pd.date_range("2026-07-01 07:00", periods=4, freq="h", tz=TZ)  # valley, peak, peak, critical + peak
+    assert list(hourly_prices(hours, "e1", tariffs)) == pytest.approx([0.3, 1.0, 1.0, 1.1])

@@ -27,11 +27,13 @@ def test_cost_of_a_day_by_band(app, client):
     assert bands[("steam", "")]["cost"] == pytest.approx(12.0 * 240.0)
     (demand,) = body["demand"]
     assert demand["month"] == "2026-03" and demand["demand_kw"] == pytest.approx(1_000.0)
-    assert demand["cost"] == pytest.approx(1_000.0 * 40.0 / 31)  # one day of March's demand charge
+    # the demo tariff's park contract demand is 4,000 kW: a peak of 1,000 kW pays for the contract
+    assert demand["charged"] == pytest.approx(4_000.0 / 31) and "contract demand" in demand["basis"]
+    assert demand["cost"] == pytest.approx(4_000.0 * 40.0 / 31)  # one day of March's demand charge
     summary = {r["carrier"]: r for r in body["summary"]}
     assert summary["electricity"]["energy_price"] == pytest.approx(15_600 / 24_000)
-    assert summary["electricity"]["average_price"] == pytest.approx((15_600 + 40_000 / 31) / 24_000)
-    assert body["total_cost"] == pytest.approx(15_600 + 40_000 / 31 + 2_880)
+    assert summary["electricity"]["average_price"] == pytest.approx((15_600 + 160_000 / 31) / 24_000)
+    assert body["total_cost"] == pytest.approx(15_600 + 160_000 / 31 + 2_880)
     assert body["tariffs"][0]["peak_valley_ratio"] == pytest.approx(4.0)
     assert body["warnings"] == []
     b = client.get(f"/api/v1/analysis/cost?entity=B&{DAY}").json  # what B receives from A is what it pays for
@@ -103,3 +105,29 @@ def test_comparison_at_the_same_output(app, client):
     assert body["normalised"]["weather"] is None and "temperature" in body["normalised"]["weather_note"]
     park = client.get("/api/v1/analysis/compare?entity=park&start=2026-03-02&end=2026-03-03").json
     assert park["normalised"]["output"] is None and park["normalised"]["output_note"] == "no production records in both periods"
+
+
+def test_products_against_their_limits(app, client):
+    computed(app)
+    energy = day_expectation(24.0)["B"]  # B's tce of a day, all of it for its one product
+    clinker = energy * 1000.0 / 120.0  # the output that makes 120 kgce/t: over GB 16780-2021's 117
+    rows = [{"enterprise": "B", "period_type": "day", "period_start": "2026-03-01", "product": "熟料",
+             "quantity": clinker, "product_unit": "t"}]
+    r = client.post("/api/v1/production", json={"rows": rows}, headers={"X-Lingtan-User": "erp-sync"})
+    assert r.status_code == 201, r.json
+    computed(app)  # the recalculation writes the per-product intensity
+    body = client.get(f"/api/v1/analysis/benchmarks?entity=B&{DAY}").json
+    (row,) = body["rows"]
+    assert (row["product"], row["limit_id"], row["standard"]) == ("熟料", "gb16780-2021.clinker", "GB 16780-2021")
+    assert row["specific"] == pytest.approx(120.0) and row["grade"] is None and row["compliant"] is False
+    assert row["excess_tce"] == pytest.approx(3.0 * clinker / 1000.0)
+    assert body["basis"] == "dangliang" and body["warning"] is None and body["unmatched"] == []
+    park = client.get(f"/api/v1/analysis/benchmarks?entity=park&{DAY}&product=水泥熟料").json
+    assert [r["entity"] for r in park["rows"]] == ["B"]  # the park: every enterprise's products
+    bad = client.get(f"/api/v1/analysis/benchmarks?entity=B&{DAY}&product=注塑件").json["error"]
+    assert (bad["status"], bad["code"], bad["field"]) == (400, "unknown_product", "product")
+    assert "'注塑件' has no limit" in bad["message"] and "熟料" in bad["message"]
+    none = client.get("/api/v1/analysis/benchmarks?entity=A&start=2026-03-01&end=2026-03-02").json["error"]
+    assert (none["status"], none["code"]) == (404, "no_data")
+    limits = client.get("/api/v1/analysis/limits").json["limits"]
+    assert {"id": "gb16780-2021.clinker", "grade_3": 117.0, "standard": "GB 16780-2021"}.items() <= limits[0].items()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
 from lingtan.db import make_engine, session_factory
 from lingtan_calc.adapters.recommendation_store import DecisionError, decide, listed, store_evaluation
+from lingtan_calc.core.analysis.limits import compare_with_limits, default_limits
 from lingtan_calc.core.analysis.recommendations import Evidence, Prices, recommend
 from tests.calc.test_api import computed
 
@@ -102,3 +105,58 @@ def test_evaluate_and_decide_through_the_api(app, client):
     assert len(client.get("/api/v1/recommendations?entity=B&status=dismissed").json["rows"]) == 1
     assert client.get("/api/v1/recommendations?status=maybe").json["error"]["field"] == "status"
     assert client.post("/api/v1/recommendations/999/acknowledge", json={}).status_code == 404
+
+
+def test_contract_demand_raise_and_lower() -> None:
+    hours = pd.date_range("2026-03-01", periods=30 * 24, freq="h", tz="Asia/Shanghai")
+    kwh = pd.Series(900.0, index=hours)
+    kwh.iloc[100] = 1_260.0  # the month's maximum demand [kW]
+    contract = dataclasses.replace(PRICES, contract_kw=1_000.0)
+    (rec,) = [r for r in recommend(Evidence(entity="e1", days=30.0, prices=contract, hourly_import_kwh=kwh))
+              if r["rule"] == "contract_demand"]
+    # now: 1,000 + 2 × (1,260 − 1,050) = 1,420 kW charged; at 1,260 / 1.05 = 1,200 kW: 1,200 kW charged
+    assert rec["evidence"]["charged_kw"] == pytest.approx(1_420.0)
+    assert rec["evidence"]["suggested_contract_kw"] == pytest.approx(1_200.0)
+    assert rec["saving_cny"] == pytest.approx(220.0 * 40.0 * 12) and rec["method"].startswith("raise")
+    high = dataclasses.replace(PRICES, contract_kw=2_000.0)  # the peak uses 63 % of the contract
+    (low,) = recommend(Evidence(entity="e1", days=30.0, prices=high, hourly_import_kwh=kwh))
+    assert low["rule"] == "contract_demand" and low["method"].startswith("lower")
+    assert low["saving_cny"] == pytest.approx((2_000.0 - 1_200.0) * 40.0 * 12)
+    near = dataclasses.replace(PRICES, contract_kw=1_230.0)  # 1,230 vs 1,200 kW: under 5 % of the charge
+    assert recommend(Evidence(entity="e1", days=30.0, prices=near, hourly_import_kwh=kwh)) == []
+
+
+def test_pv_export_below_the_price_paid() -> None:
+    hours = pd.date_range("2026-03-01", periods=30 * 24, freq="h", tz="Asia/Shanghai")
+    bought = pd.Series(1_000.0, index=hours)
+    noon = hours[hours.hour.isin([11, 12])]
+    exported = pd.Series(400.0, index=noon)  # 2 h a day in the flat band (11:00-13:00)
+    prices = dataclasses.replace(PRICES, export_price=0.391)
+    paid = pd.Series(0.65, index=noon)
+    (rec,) = recommend(Evidence(entity="e1", days=30.0, prices=prices, hourly_import_kwh=bought,
+                                hourly_export_kwh=exported, hourly_price=paid))
+    total = 400.0 * 2 * 30  # 3.3 % of the 720,000 kWh bought
+    assert rec["rule"] == "pv_export" and rec["evidence"]["exported_kwh"] == pytest.approx(total)
+    assert rec["saving_cny"] == pytest.approx(0.3 * total * 365 / 30 * (0.65 - 0.391))
+    assert rec["saving_tce"] == 0.0
+    small = pd.Series(5.0, index=noon)  # 300 kWh of 720,000 bought: under 2 %
+    assert recommend(Evidence(entity="e1", days=30.0, prices=prices, hourly_import_kwh=bought,
+                              hourly_export_kwh=small, hourly_price=paid)) == []
+
+
+def test_product_limit_first_when_over_the_limit() -> None:
+    found = pd.DataFrame([
+        {"entity": "e1", "product": "熟料", "output_unit": "t", "tce": 1_200.0, "output": 10_000.0},  # 120: over 117
+        {"entity": "e1", "product": "二甲醚", "output_unit": "t", "tce": 1_130.0, "output": 1_000.0},  # 1,130: grade 2
+    ])
+    products, _ = compare_with_limits(found, default_limits())
+    prices = dataclasses.replace(PRICES, cny_per_tce=2_000.0, tco2_per_tce=2.5)
+    units = pd.DataFrame([{"enterprise": "e1", "unit_id": "u1", "mean_kw": 20_000.0, "peak_kw": 30_000.0,
+                           "load_factor": 0.7, "baseload_kw": 10_000.0, "baseload_share": 0.7, "non_workday_ratio": 0.9}])
+    recs = recommend(Evidence(entity="e1", days=30.0, prices=prices, products=products, units=units))
+    assert [r["rule"] for r in recs] == ["product_limit", "baseload_high", "product_limit"]
+    over, grade = recs[0], recs[2]
+    assert over["subject"] == "e1/熟料" and over["saving_tce"] == pytest.approx(3.0 * 10_000 / 1000 * 12)
+    assert over["saving_cny"] == pytest.approx(360.0 * 2_000.0) and over["saving_tco2"] == pytest.approx(360.0 * 2.5)
+    assert "GB 16780-2021" in over["method"] and over["evidence"]["grade"] is None
+    assert grade["evidence"]["grade"] == 2 and grade["saving_tce"] == pytest.approx(10.0 * 1_000 / 1000 * 12)

@@ -42,6 +42,7 @@ PASSWORD = "Energy-Park-2026!"
 class CalcUpstream:
     settings: Settings  # calc-service settings (database, ports); the proxy copies them
     park_file: Path
+    service: object  # the CalcService, for a test that recalculates after importing data
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def calc_upstream(influxd, tmp_path_factory) -> Iterator[CalcUpstream]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield CalcUpstream(settings, park_file)
+        yield CalcUpstream(settings, park_file, svc)
     finally:
         from tests.notify.conftest import stop_waitress
 

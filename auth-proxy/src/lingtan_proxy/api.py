@@ -146,13 +146,13 @@ def accounts(kind: str):
 ANALYSES = {"structure": ("start", "end", "by"), "cost": ("start", "end"),
             "compare": ("start", "end", "by", "base", "base_start", "base_end"), "trend": ("end", "months"),
             "pareto": ("start", "end", "level", "metric"), "balance": ("start", "end"),
-            "efficiency": ("start", "end", "carrier")}
+            "efficiency": ("start", "end", "carrier"), "benchmarks": ("start", "end", "product")}
 #: the table of each analysis that ``format=csv`` writes
 ANALYSIS_TABLES = {"structure": "rows", "cost": "summary", "compare": "rows", "trend": "rows", "pareto": "rows",
-                   "balance": "rows", "efficiency": "conversion"}
+                   "balance": "rows", "efficiency": "conversion", "benchmarks": "rows"}
 
 
-@bp.get("/analysis/<any(structure, cost, compare, trend, pareto, balance, efficiency):topic>")
+@bp.get("/analysis/<any(structure, cost, compare, trend, pareto, balance, efficiency, benchmarks):topic>")
 @require("data.read", tokens=True)
 def analysis(topic: str):
     entity = _entity("analysis")

@@ -105,6 +105,7 @@ def _analysis_paths(q: dict[str, dict[str, Any]]) -> dict[str, Any]:
     base_start = _param("base_start", {"type": "string"}, "a custom base period: its start")
     base_end = _param("base_end", {"type": "string"}, "a custom base period: its end")
     carrier = _param("carrier", {"type": "string", "default": "electricity"}, "the carrier of the load figures")
+    product = _param("product", {"type": "string"}, "one product (a name of its limit); unknown: 400")
     topics = {"structure": ("用能结构: the share by carrier, enterprise, unit, usage, flow or meter", [q["start"], q["end"], by]),
               "cost": ("能源成本: cost per carrier and time-of-use band, demand charge [CNY]", [q["start"], q["end"]]),
               "compare": ("同比/环比: two periods side by side", [q["start"], q["end"], by, base, base_start, base_end]),
@@ -113,7 +114,9 @@ def _analysis_paths(q: dict[str, dict[str, Any]]) -> dict[str, Any]:
               "balance": ("能源平衡表: rows per carrier [unit, tce], closure, conversion losses, warnings",
                           [q["start"], q["end"]]),
               "efficiency": ("Conversion efficiency per node; load factor and base load per unit",
-                             [q["start"], q["end"], carrier])}
+                             [q["start"], q["end"], carrier]),
+              "benchmarks": ("单位产品能源消耗限额: each product's specific consumption [kgce/t] against its "
+                             "national limit, the grade reached", [q["start"], q["end"], product])}
     ok = {"200": {"description": "The analysis with its units", "content": {
         "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}}
     return {f"/api/v1/analysis/{topic}": {"get": {

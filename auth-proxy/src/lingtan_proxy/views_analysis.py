@@ -22,11 +22,13 @@ from lingtan_proxy.upstream import recommendation_entity
 from lingtan_proxy.views_portal import _entity_choices
 
 bp = Blueprint("analysis", __name__, url_prefix="/analysis")
-TOPICS = ("structure", "cost", "compare", "trend", "pareto", "balance", "efficiency", "recommendations", "reports")
+TOPICS = ("structure", "cost", "compare", "trend", "pareto", "balance", "efficiency", "benchmarks", "recommendations",
+          "reports")
 #: the query parameters each topic passes on to the calc-service, besides entity
 PARAMS = {"structure": ("start", "end", "by"), "cost": ("start", "end"), "compare": ("start", "end", "by", "base"),
           "trend": ("end", "months"), "pareto": ("start", "end", "level", "metric"), "balance": ("start", "end"),
-          "efficiency": ("start", "end"), "recommendations": ("status",), "reports": ("kind",)}
+          "efficiency": ("start", "end"), "benchmarks": ("start", "end"), "recommendations": ("status",),
+          "reports": ("kind",)}
 CHOICES = {"by": ("carrier", "enterprise", "unit", "usage", "flow", "meter"), "base": ("previous", "last_year"),
            "status": ("open,acknowledged", "dismissed", "resolved"), "kind": ("day", "month", "year"),
            "level": ("unit", "meter"), "metric": ("energy", "co2", "cost")}
@@ -46,6 +48,9 @@ def _form(topic: str) -> dict[str, str]:
                 "status": "open,acknowledged", "kind": "day"}
     if topic == "trend":
         defaults["end"] = today.replace(day=1).isoformat()
+    if topic == "benchmarks":  # production is recorded per month: last month
+        month = today.replace(day=1)
+        defaults["start"], defaults["end"] = (month - timedelta(days=1)).replace(day=1).isoformat(), month.isoformat()
     form = {k: (request.args.get(k) or defaults[k]) for k in PARAMS[topic]}
     for key, allowed in CHOICES.items():
         if key in form and form[key] not in allowed:
@@ -53,7 +58,7 @@ def _form(topic: str) -> dict[str, str]:
     return form
 
 
-@bp.get("/<any(structure, cost, compare, trend, pareto, balance, efficiency, recommendations, reports):topic>")
+@bp.get("/<any(structure, cost, compare, trend, pareto, balance, efficiency, benchmarks, recommendations, reports):topic>")
 @require("data.read")
 def page(topic: str):
     choices = _entity_choices()
@@ -153,4 +158,9 @@ def chart_data(topic: str, body: dict[str, Any]) -> dict[str, Any] | None:
         return {"kind": "pareto", "labels": [_label(r, ("enterprise", "unit_id", "meter")) for r in rows],
                 "series": [{"name": body["units"]["value"], "values": [r["value"] for r in rows]},
                            {"name": "cumulative", "values": [r["cumulative_share"] for r in rows]}]}
+    if topic == "benchmarks":
+        rows = body["rows"]
+        return {"kind": "bars", "labels": [_label(r, ("entity", "product")) for r in rows],
+                "series": [{"name": "kgce/t", "values": [r["specific"] for r in rows]},
+                           {"name": "limit", "values": [r["grade_3"] for r in rows]}]}
     return None

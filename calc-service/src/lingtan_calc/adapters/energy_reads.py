@@ -78,6 +78,17 @@ def intensity_rows(client: InfluxClient, park_id: str, period: str, start: pd.Ti
                   _where(park_id, period, entity), start, end)
 
 
+def product_energy_rows(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp,
+                        entity: str | None) -> pd.DataFrame:
+    """Per period, entity and product: the energy attributed to the product [tce] (``numerator``) and its
+    output (``denominator``, in ``output_unit``), from ``acc_intensity`` ``energy_per_product``."""
+    where = _where(park_id, period, entity) + " AND \"indicator\" = 'energy_per_product'"
+    frame = _frame(client, "acc_intensity", ["numerator", "denominator"], ["entity", "product", "unit"], where,
+                   start, end)
+    frame["output_unit"] = [str(u).partition("/")[2] for u in frame["unit"]]  # tce/t -> t
+    return frame
+
+
 def factor_ids(client: InfluxClient, park_id: str, period: str, start: pd.Timestamp, end: pd.Timestamp,
                entity: str) -> set[str]:
     """The ids of every factor the entity's energy and emission rows of the range used."""
@@ -91,15 +102,16 @@ def factor_ids(client: InfluxClient, park_id: str, period: str, start: pd.Timest
 
 
 def bought_per_hour(client: InfluxClient, park_id: str, start: pd.Timestamp, end: pd.Timestamp, entity: str | None,
-                    keys: list[str]) -> pd.DataFrame:
-    """Energy bought or received (``flow`` input) per hour, entity, ``keys`` and carrier, summed by InfluxDB.
+                    keys: list[str], flow: str = "input") -> pd.DataFrame:
+    """Energy bought or received (``flow`` input; or another flow, e.g. export) per hour, entity, ``keys``
+    and carrier, summed by InfluxDB.
 
     The database adds the meters up (``GROUP BY time(1h)``), so a month of a park with a thousand
     meters is a few thousand rows instead of the meters' hourly rows. Hours are whole UTC hours,
     which are whole Asia/Shanghai hours too (UTC+8).
     """
     tags = ["entity", *[k for k in keys if k != "entity"], "carrier"]
-    where = _where(park_id, "hour", entity) + " AND \"flow\" = 'input'"
+    where = _where(park_id, "hour", entity) + f" AND \"flow\" = '{flow}'"
     q = (f'SELECT sum("quantity") AS "quantity" FROM "{client.database}"."{RP}"."acc_energy" WHERE {where} '
          f"AND time >= '{_utc(start)}' AND time < '{_utc(end)}' GROUP BY time(1h), "
          + ", ".join(f'"{t}"' for t in tags) + " fill(none)")

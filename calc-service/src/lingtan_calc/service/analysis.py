@@ -71,7 +71,7 @@ def no_data(entity: str, start: pd.Timestamp, end: pd.Timestamp) -> ApiError:
                     f"{end.isoformat()}: the period is before the first calculation or the meters sent nothing", "start")
 
 
-def _envelope(entity: str, start: pd.Timestamp, end: pd.Timestamp, **body: Any) -> dict[str, Any]:
+def envelope(entity: str, start: pd.Timestamp, end: pd.Timestamp, **body: Any) -> dict[str, Any]:
     return {"entity": entity, "start": start.isoformat(), "end": end.isoformat(), **body}
 
 
@@ -86,7 +86,7 @@ def structure_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, by:
     if rows.empty:
         raise no_data(entity, start, end)
     out = structure(rows, by)
-    return _envelope(entity, start, end, by=by, total_tce=float(out["tce"].sum()),
+    return envelope(entity, start, end, by=by, total_tce=float(out["tce"].sum()),
                      units={"tce": "tce", "quantity": "canonical unit of the carrier", "share": "1"}, rows=records(out))
 
 
@@ -118,7 +118,7 @@ def cost_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[
     warnings += [f"tariff {n['id']}: peak:valley ratio {n['peak_valley_ratio']:.2f} is below {MIN_PEAK_VALLEY:g} "
                  "(发改价格〔2021〕1093号)" for n in notes
                  if n["peak_valley_ratio"] is not None and n["peak_valley_ratio"] < MIN_PEAK_VALLEY]
-    return _envelope(entity, start, end, total_cost=float(summary["cost"].sum()), currency="CNY",
+    return envelope(entity, start, end, total_cost=float(summary["cost"].sum()), currency="CNY",
                      units={"cost": "CNY", "price": "CNY per unit", "quantity": "canonical unit of the carrier",
                             "demand_kw": "kW", "charged": "kW or kVA"},
                      summary=records(summary), bands=records(costs), demand=records(demand), tariffs=notes,
@@ -161,7 +161,7 @@ def compare_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, by: s
         qty = compare(_indexed(previous, keys, "quantity"), _indexed(current, keys, "quantity"))
         out = out.merge(qty.add_prefix("quantity_").reset_index(), on=keys, how="left")
     totals = compare(pd.Series({"total": previous["tce"].sum()}), pd.Series({"total": current["tce"].sum()}))
-    return _envelope(entity, start, end, by=by, base=name, base_start=b0.isoformat(), base_end=b1.isoformat(),
+    return envelope(entity, start, end, by=by, base=name, base_start=b0.isoformat(), base_end=b1.isoformat(),
                      total=records(totals)[0], units={"base": "tce", "current": "tce", "change": "tce",
                                                       "change_ratio": "1", "quantity_*": "canonical unit"},
                      rows=records(out),
@@ -211,7 +211,7 @@ def trend_body(svc, entity: str, end: pd.Timestamp, months: int) -> dict[str, An
         fit = trend(monthly)
     except ValueError as exc:
         raise ApiError(422, "too_few_months", str(exc), "months") from None
-    return _envelope(entity, start, end, months=months, trend=fit, units={"tce": "tce", "slope": "tce/month"},
+    return envelope(entity, start, end, months=months, trend=fit, units={"tce": "tce", "slope": "tce/month"},
                      rows=series)
 
 
@@ -225,7 +225,7 @@ def pareto_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, level:
     if values.empty:
         raise no_data(entity, start, end)
     out = pareto(values).rename_axis(keys).reset_index()
-    return _envelope(entity, start, end, level=level, metric=metric, units={"value": METRIC_UNITS[metric], "share": "1"},
+    return envelope(entity, start, end, level=level, metric=metric, units={"value": METRIC_UNITS[metric], "share": "1"},
                      key_share=0.8, rows=records(out))
 
 

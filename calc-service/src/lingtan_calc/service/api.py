@@ -116,7 +116,7 @@ def _query(measurement: str, fields: str, group: list[str], entity: str, period:
     return rows
 
 
-def _envelope(entity: str, period: str, start, end, rows, units: dict[str, str], **extra) -> Any:
+def envelope(entity: str, period: str, start, end, rows, units: dict[str, str], **extra) -> Any:
     return jsonify({"entity": entity, "period": period, "start": start.isoformat(), "end": end.isoformat(),
                     "units": units, **extra, "rows": rows})
 
@@ -146,7 +146,7 @@ def energy():
     by = request.args.get("by", "total")
     if by == "carrier":
         rows = _query("acc_carrier", '"quantity", "tce"', ["carrier", "unit"], entity, period, start, end)
-        return _envelope(entity, period, start, end, rows, {"quantity": "unit column", "tce": "tce"}, by=by)
+        return envelope(entity, period, start, end, rows, {"quantity": "unit column", "tce": "tce"}, by=by)
     if by != "total":
         raise ApiError(400, "bad_by", f"by {by!r} is not total or carrier", "by")
     renewables = request.args.get("renewables", "include")
@@ -157,7 +157,7 @@ def energy():
     if renewables == "exclude":  # the stored total includes them (GB/T 2589); the 能耗双控 view leaves them out
         for r in rows:
             r["comprehensive_tce"] = (r.get("comprehensive_tce") or 0.0) - (r.get("renewable_self_tce") or 0.0)
-    return _envelope(entity, period, start, end, rows, {k: TOTAL_UNITS[k] for k in names}, by=by,
+    return envelope(entity, period, start, end, rows, {k: TOTAL_UNITS[k] for k in names}, by=by,
                      renewables=renewables)
 
 
@@ -177,12 +177,12 @@ def carbon():
                     .agg(tco2=("tco2", "sum"), tco2_market=("tco2_market", "sum"),
                          factors=("factors", lambda v: ",".join(sorted({i for x in v for i in str(x).split(",") if i}))))
                     .to_dict(orient="records"))
-        return _envelope(entity, period, start, end, rows, units, by=by)
+        return envelope(entity, period, start, end, rows, units, by=by)
     if by != "total":
         raise ApiError(400, "bad_by", f"by {by!r} is not total, source or meter", "by")
     fields = ", ".join(f'"{f}"' for f in TOTAL_FIELDS if f.endswith("tco2") or f == "green_kwh")  # gross and net too
     rows = _query("acc_totals", fields, [], entity, period, start, end)
-    return _envelope(entity, period, start, end, rows, {k: v for k, v in TOTAL_UNITS.items() if k in fields}, by=by)
+    return envelope(entity, period, start, end, rows, {k: v for k, v in TOTAL_UNITS.items() if k in fields}, by=by)
 
 
 @bp.get("/intensities")
@@ -194,7 +194,7 @@ def intensities():
     start, end = _range()
     rows = _query("acc_intensity", '"value", "numerator", "denominator"', ["indicator", "product", "unit"],
                   entity, period, start, end)
-    return _envelope(entity, period, start, end, rows, {"value": "unit column"})
+    return envelope(entity, period, start, end, rows, {"value": "unit column"})
 
 
 @bp.get("/flows")

@@ -7,6 +7,8 @@ The views read their parameters and answer with :mod:`lingtan_calc.service.analy
 ``compare``    two periods side by side (环比: the previous period of the same length; 同比: a year before)
 ``trend``      the monthly series over 12 months and its least-squares slope
 ``pareto``     the units or meters ranked by energy, CO₂ or cost, the top 80 % flagged
+``benchmarks`` each product's specific consumption against its 单位产品能源消耗限额 limit
+``limits``     the limit library (shipped and the park's own)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lingtan_calc.service.analysis import (
     trend_body,
 )
 from lingtan_calc.service.api import _entity, _range, _svc, parse_time
+from lingtan_calc.service.benchmarks import benchmarks_body, limits_body
 
 bp = Blueprint("analysis", __name__, url_prefix="/api/v1/analysis")
 
@@ -76,3 +79,15 @@ def pareto_view():
     start, end = _range()
     return jsonify(pareto_body(_svc(), entity, start, end, request.args.get("level", "unit"),
                                request.args.get("metric", "energy")))
+
+
+@bp.get("/benchmarks")
+def benchmarks_view():
+    entity = _entity()
+    start, end = _range()
+    return jsonify(benchmarks_body(_svc(), entity, start, end, request.args.get("product")))
+
+
+@bp.get("/limits")
+def limits_view():
+    return jsonify(limits_body(_svc()))

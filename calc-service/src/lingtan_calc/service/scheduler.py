@@ -44,6 +44,7 @@ from lingtan_calc.adapters.store import (
     production_frame,
 )
 from lingtan_calc.core.accounting.factors import FactorLibrary, load_factor_file
+from lingtan_calc.core.analysis.limits import default_limits, load_limit_file, merge_limits
 from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
 from lingtan_calc.service import reports
 from lingtan_calc.service.engine import ParkCalculator, RunLog, next_start, period_start
@@ -88,6 +89,9 @@ class CalcService:
         self.calculator = ParkCalculator(park, client, self.library())
         # a bad tariff file stops the start with its file, field and value (docs/analysis.md §2)
         self.tariffs = load_tariff_file(settings.tariff_file) if settings.tariff_file else default_tariffs()
+        # the same for a park's limit file (docs/analysis.md §7)
+        self.limits = (merge_limits(default_limits(), load_limit_file(settings.limits_file), settings.limits_file)
+                       if settings.limits_file else default_limits())
         self.refresh_inputs()
         self.jobs: dict[str, Job] = {}
         self.recent: deque[RunLog] = deque(maxlen=200)

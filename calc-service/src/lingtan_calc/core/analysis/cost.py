@@ -4,7 +4,8 @@ Input is the accounted energy per hour (``acc_energy`` rows with ``period = hour
 same columns from the offline path): what an entity bought or received (``flow`` input) is
 what it pays for. Electricity is priced per band with :func:`~lingtan_calc.core.analysis.tariffs.band_shares`,
 other carriers at their one price. The demand charge (基本电费) is per calendar month: by
-maximum demand, the month's highest hourly mean import [kW] × price, or by capacity, the
+maximum demand, the month's highest hourly mean import [kW] × price (with a contract demand, the
+contract plus the doubled excess above 105 % of it), or by capacity, the
 charged kVA × price, pro rata for the hours of the month inside the range.
 
 The hourly mean is a lower bound of the 15-minute maximum demand a utility meter bills, so
@@ -93,6 +94,20 @@ def _carrier_rows(entity: str, carrier: str, chunk: pd.DataFrame, tariff: Tariff
     return [(entity, carrier, "", total, price, total * price, tariff.id)]
 
 
+def hourly_prices(hours: pd.DatetimeIndex, entity: str, tariffs: list[Tariff]) -> pd.Series:
+    """The electricity energy price of each hour [CNY/kWh]: its bands' prices weighted by their minutes."""
+    out = pd.Series(np.nan, index=hours, dtype=float)
+    if len(hours) == 0:
+        return out
+    ids = _tariff_ids(hours, entity, tariffs)
+    for tariff_id in set(ids):
+        tariff = next(t for t in tariffs if t.id == tariff_id)
+        rows = ids == tariff_id
+        prices = np.array([tariff.electricity.price(b) if b in tariff.electricity.prices else 0.0 for b in BANDS])
+        out[rows] = band_shares(hours[rows], tariff).to_numpy() @ prices
+    return out
+
+
 def unpriced(hourly: pd.DataFrame, tariffs: list[Tariff]) -> list[str]:
     """The carriers (other than electricity) with energy but no price in the tariff that applies."""
     missing = set()
@@ -129,7 +144,9 @@ def demand_charge(hourly_import_kwh: pd.Series, entity: str, tariffs: list[Tarif
         inside = hourly_import_kwh[(hourly_import_kwh.index >= lo) & (hourly_import_kwh.index < hi)]
         peak = float(inside.max()) if len(inside) else 0.0
         if charge.basis == "max_demand":
-            charged, basis = peak * fraction, "max_demand (hourly mean: a lower bound of the 15-min billing demand)"
+            contract = "contract demand, " if entity in charge.contract_kw else ""
+            charged = charge.charged_kw(entity, peak) * fraction
+            basis = f"max_demand ({contract}hourly mean: a lower bound of the 15-min billing demand)"
         else:
             charged, basis = float(charge.capacity_kva) * fraction, "capacity"
         rows.append((entity, month.strftime("%Y-%m"), basis, peak, charged, charge.price, charged * charge.price, tariff.id))

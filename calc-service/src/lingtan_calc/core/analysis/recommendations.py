@@ -15,6 +15,12 @@ check, not a measured saving.
                         of the hourly demand: shaving the peak to it saves demand charge every month
 ``efficiency_drop``     a boiler or CHP whose efficiency is below the best month of the last year: the
                         fuel it would not have burnt at that efficiency
+``contract_demand``     a contract demand (合同最大需量) far from the one that would have cost least for the
+                        window's maximum demand: the demand charge the better contract saves
+``pv_export``           PV electricity exported at a feed-in price below what the entity pays in the
+                        same hours: the difference on :data:`SELF_USE_SHARE` of it used on site instead
+``product_limit``       a product's specific consumption above the 限定值 (grade 3) of its
+                        单位产品能源消耗限额 standard, or above its grade 1: the energy above the grade
 ======================  ==============================================================================
 """
 
@@ -39,6 +45,16 @@ BASELOAD_CUT = 0.10
 PEAK_EXCESS_MIN = 0.15
 #: an efficiency this many points below the unit's own best month is a drop worth looking at
 EFFICIENCY_DROP_MIN = 0.03
+#: a contract change worth recommending saves at least this share of the month's demand charge: a
+#: contract demand can be changed only with notice to the utility, and a small gain is within the
+#: month-to-month spread of the maximum demand
+CONTRACT_SAVING_MIN = 0.05
+#: the share of the exported PV energy a first estimate uses on site instead (a battery, or loads
+#: moved into the midday hours); a park rarely absorbs all of it
+SELF_USE_SHARE = 0.3
+#: exports below this share of the window's electricity bought are too small to act on
+EXPORT_SHARE_MIN = 0.02
+MONTHS_PER_YEAR = 12.0
 HOURS_PER_YEAR = 8760.0
 DAYS_PER_YEAR = 365.0
 
@@ -56,6 +72,12 @@ class Prices:
     demand_per_kw_month: float | None = None
     fuel_cny_per_tce: float | None = None
     fuel_tco2_per_tce: float | None = None
+    contract_kw: float | None = None  # the entity's contract demand (合同最大需量)
+    excess_threshold: float = 1.05
+    excess_factor: float = 2.0
+    export_price: float | None = None  # feed-in price [CNY/kWh]
+    cny_per_tce: float | None = None  # the entity's energy cost per tce bought
+    tco2_per_tce: float | None = None  # the entity's CO₂ per tce
 
 
 @dataclass
@@ -69,6 +91,10 @@ class Evidence:
     units: pd.DataFrame = field(default_factory=pd.DataFrame)  # load KPIs per unit (enterprise, unit_id, ...)
     hourly_import_kwh: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     efficiencies: pd.DataFrame = field(default_factory=pd.DataFrame)  # node, kind, now, best, fuel_tce
+    hourly_export_kwh: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    hourly_price: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # CNY/kWh bought, per hour
+    products: pd.DataFrame = field(default_factory=pd.DataFrame)  # limits.compare_with_limits rows
+    product_months: float = 1.0  # the months the products' figures cover
 
 
 def _saving(kwh: float, p: Prices) -> dict[str, float]:
@@ -108,7 +134,7 @@ def baseload_high(ev: Evidence) -> list[dict[str, Any]]:
 def peak_shaving(ev: Evidence) -> list[dict[str, Any]]:
     s = ev.hourly_import_kwh.dropna()
     price = ev.prices.demand_per_kw_month
-    if price is None or len(s) < 24 * 7:
+    if price is None or ev.prices.contract_kw is not None or len(s) < 24 * 7:  # a contract: contract_demand
         return []
     peak, p95 = float(s.max()), float(s.quantile(0.95))
     if p95 <= 0 or (peak - p95) / p95 < PEAK_EXCESS_MIN:
@@ -139,12 +165,86 @@ def efficiency_drop(ev: Evidence) -> list[dict[str, Any]]:
     return out
 
 
-RULES = (valley_shift, baseload_high, peak_shaving, efficiency_drop)
+def contract_demand(ev: Evidence) -> list[dict[str, Any]]:
+    p, s = ev.prices, ev.hourly_import_kwh.dropna()
+    if p.contract_kw is None or p.demand_per_kw_month is None or len(s) < 24 * 7:
+        return []
+    peak, contract = float(s.max()), p.contract_kw
+
+    def charged(c: float) -> float:
+        return c + p.excess_factor * max(0.0, peak - p.excess_threshold * c)
+
+    # charged(c) falls while the peak exceeds the threshold and rises after: least at peak / threshold
+    best = peak / p.excess_threshold
+    now, then = charged(contract), charged(best)
+    if now <= 0 or (now - then) / now < CONTRACT_SAVING_MIN:
+        return []
+    cny = (now - then) * p.demand_per_kw_month * MONTHS_PER_YEAR
+    direction = "raise" if best > contract else "lower"
+    return [{"rule": "contract_demand", "subject": ev.entity, "saving_cny": cny, "saving_tce": 0.0, "saving_tco2": 0.0,
+             "evidence": {"contract_kw": contract, "peak_kw": peak, "suggested_contract_kw": best,
+                          "charged_kw": now, "charged_kw_suggested": then, "days": ev.days},
+             "method": f"{direction} the contract demand from {contract:,.0f} kW to {best:,.0f} kW (the maximum "
+                       f"demand {peak:,.0f} kW / {p.excess_threshold:g}): the month is charged {then:,.0f} kW instead "
+                       f"of {now:,.0f} kW (the contract + {p.excess_factor:g} × the excess above "
+                       f"{p.excess_threshold:.0%} of it), × {p.demand_per_kw_month:g} CNY/kW·month × 12; hourly "
+                       "means: check the utility meter's 15-min maximum demand before declaring"}]
+
+
+def pv_export(ev: Evidence) -> list[dict[str, Any]]:
+    exported = ev.hourly_export_kwh.dropna()
+    bought = float(ev.hourly_import_kwh.sum())
+    total = float(exported.sum())
+    if ev.prices.export_price is None or total <= 0 or bought <= 0 or total / bought < EXPORT_SHARE_MIN:
+        return []
+    paid = ev.hourly_price.reindex(exported.index)
+    avoided = float((exported * paid).sum() / total) if paid.notna().all() else ev.prices.average_electricity
+    gain = avoided - ev.prices.export_price
+    if gain <= 0:
+        return []
+    kwh = SELF_USE_SHARE * total * DAYS_PER_YEAR / ev.days
+    return [{"rule": "pv_export", "subject": ev.entity, "saving_cny": kwh * gain, "saving_tce": 0.0, "saving_tco2": 0.0,
+             "evidence": {"exported_kwh": total, "bought_kwh": bought, "export_price": ev.prices.export_price,
+                          "avoided_price": avoided, "days": ev.days},
+             "method": f"{total:,.0f} kWh exported in {ev.days:g} d at {ev.prices.export_price:.4f} CNY/kWh while "
+                       f"electricity bought in the same hours costs {avoided:.4f} CNY/kWh; {SELF_USE_SHARE:.0%} of it "
+                       f"used on site (storage, loads moved to midday), × 365/{ev.days:g} d, × the difference; "
+                       "the energy and CO₂ stay as they are (the PV output is the same)"}]
+
+
+def product_limit(ev: Evidence) -> list[dict[str, Any]]:
+    out = []
+    p = ev.prices
+    for r in ev.products.itertuples():
+        over = not r.compliant
+        tce = (r.excess_tce if over else r.to_grade_1_tce) * MONTHS_PER_YEAR / ev.product_months
+        if tce <= 0:
+            continue
+        target = r.grade_3 if over else r.grade_1
+        out.append({"rule": "product_limit", "subject": f"{r.entity}/{r.product}", "saving_tce": tce,
+                    "saving_cny": tce * p.cny_per_tce if p.cny_per_tce else 0.0,
+                    "saving_tco2": tce * p.tco2_per_tce if p.tco2_per_tce else 0.0,
+                    "evidence": {"specific": r.specific, "unit": r.unit, "grade": None if over else int(r.grade),
+                                 "grade_1": r.grade_1, "grade_3": r.grade_3, "standard": r.standard,
+                                 "limit_id": r.limit_id, "output": r.output, "output_unit": r.output_unit,
+                                 "months": ev.product_months, "confidence": r.confidence},
+                    "method": (f"{r.product}: {r.specific:,.1f} {r.unit} "
+                               + (f"is above the limit (限定值, grade 3) {r.grade_3:g} of {r.standard}: the plant must "
+                                  "bring it down to the limit" if over else
+                                  f"reaches grade {int(r.grade)} of {r.standard}; grade 1 is {r.grade_1:g}")
+                               + f"; the energy above {target:g} {r.unit} at the output of {ev.product_months:g} "
+                               f"month(s) × 12/{ev.product_months:g}, at the entity's energy cost and CO₂ per tce")})
+    return out
+
+
+RULES = (valley_shift, baseload_high, peak_shaving, efficiency_drop, contract_demand, pv_export, product_limit)
 
 
 def recommend(ev: Evidence) -> list[dict[str, Any]]:
-    """Every rule's recommendations for ``ev``, ranked by the estimated saving in CNY, then tce."""
+    """Every rule's recommendations for ``ev``, ranked: a product over its mandatory limit first, then by
+    the estimated saving in CNY, then tce."""
     found = [r for rule in RULES for r in rule(ev)]
     for r in found:
         r["entity"] = ev.entity
-    return sorted(found, key=lambda r: (-r["saving_cny"], -r["saving_tce"]))
+    return sorted(found, key=lambda r: (r["rule"] != "product_limit" or r["evidence"]["grade"] is not None,
+                                        -r["saving_cny"], -r["saving_tce"]))

@@ -119,23 +119,48 @@ class Multiple(_Strict):
 
 
 class DemandCharge(_Strict):
-    """基本电费: by the month's maximum demand [CNY/kW·month] or by contracted capacity [CNY/kVA·month]."""
+    """基本电费: by the month's maximum demand [CNY/kW·month] or by contracted capacity [CNY/kVA·month].
+
+    By maximum demand, an entity listed in ``contract_kw`` has declared a contract demand
+    (合同最大需量) and pays for it: a month whose maximum demand exceeds ``excess_threshold`` × the
+    contract pays the excess above that threshold ``excess_factor`` times on top (国家电网财〔2016〕633号,
+    carrying out 发改办价格〔2016〕1583号: above 105 % of the contract, the part above 105 % is charged
+    double; 1 source). An entity not listed pays for its actual maximum demand.
+    """
 
     basis: Literal["max_demand", "capacity"]
     price: float = Field(ge=0)
     capacity_kva: float | None = Field(None, gt=0)  # for basis capacity: the transformer capacity charged
+    contract_kw: dict[str, float] = Field(default_factory=dict)  # entity id -> contract demand [kW]
+    excess_threshold: float = Field(1.05, ge=1.0)
+    excess_factor: float = Field(2.0, ge=1.0)
 
     @model_validator(mode="after")
     def _capacity(self) -> DemandCharge:
         if self.basis == "capacity" and self.capacity_kva is None:
             raise ValueError("a capacity charge states capacity_kva")
+        if self.contract_kw and self.basis != "max_demand":
+            raise ValueError("contract_kw is a contract demand, which only a charge by max_demand has")
+        bad = {k: v for k, v in self.contract_kw.items() if not v > 0}
+        if bad:
+            raise ValueError(f"contract_kw {bad} is not positive")
         return self
+
+    def charged_kw(self, entity: str, peak_kw: float) -> float:
+        """The kW the month is charged for, given its maximum demand: the contract plus the excess
+        above the threshold × the factor, or the maximum demand without a contract."""
+        contract = self.contract_kw.get(entity)
+        if contract is None:
+            return peak_kw
+        return contract + self.excess_factor * max(0.0, peak_kw - self.excess_threshold * contract)
 
 
 class Electricity(_Strict):
     prices: dict[Band, float | Multiple]  # CNY/kWh, or a multiple of another band
     seasons: list[Season] = Field(min_length=1)
     demand_charge: DemandCharge | None = None
+    # what exported electricity is paid [CNY/kWh] (上网电价, e.g. PV surplus fed into the grid)
+    export_price: float | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Electricity:
