@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     limits_file: Path | None = None
     # the languages each scheduled report is written in (docs/analysis.md §8)
     report_languages: tuple[Literal["zh", "en"], ...] = ("zh",)
+    # the notifier the scheduled reports are e-mailed through (docs/analysis.md §8); empty: not e-mailed
+    notify_url: str = ""
+    notify_token: str = ""  # its bearer token (the notifier's webhook token)
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = Field("lingtan", pattern=r"^[A-Za-z0-9_\-/]+$")

@@ -231,7 +231,7 @@ CALC_RULES = (
     CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",
              "recommendation", "recommendation.decide"),
     CalcRule("POST", re.compile(r"api/v1/recommendations/evaluate"), "calc.recalc", "park", "recommendation.evaluate"),
-    CalcRule("GET", re.compile(r"api/v1/reports"), "data.read", "entity"),
+    CalcRule("GET", re.compile(r"api/v1/reports(/deliveries)?"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/reports/\d+"), "data.read", "report"),
     CalcRule("GET", re.compile(r"api/v1/reports/\d+/file"), "data.export", "report", "report.download"),
     CalcRule("POST", re.compile(r"api/v1/reports"), "data.export", "body_entity", "report.generate"),

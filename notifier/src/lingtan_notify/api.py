@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lingtan.errors import ApiError
 from lingtan_notify.bridge import Bridge, bridge_of
 from lingtan_notify.queue import STATES
+from lingtan_notify.reports import ReportPayload
 
 bp = Blueprint("notify_api", __name__, url_prefix="/api/v1")
 
@@ -95,7 +96,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def _problem(e: Any) -> str:
     got = e.get("input")
-    return f"{_loc(e['loc'])}: {e['msg']}" + ("" if isinstance(got, dict | list) else f" (got {got!r})")
+    shown = repr(got) if len(repr(got)) <= 120 else repr(got)[:117] + "..."  # a file's content is not echoed whole
+    return f"{_loc(e['loc'])}: {e['msg']}" + ("" if isinstance(got, dict | list) else f" (got {shown})")
 
 
 @bp.route("/grafana", methods=["POST", "PUT"])
@@ -114,6 +116,23 @@ def grafana_webhook():
                        _loc(errs[0]["loc"]) or None) from None
     body = _bridge().accept(payload.model_dump(mode="json"), request.remote_addr or "")
     return jsonify(body), 200
+
+
+@bp.post("/reports")
+def report():
+    """Accept a scheduled report (docs/analysis.md §8): check its files, store them with one e-mail per
+    recipient, then answer 200 with the count (0 when no group receives this kind)."""
+    _authorize()
+    raw = request.get_json(silent=True)
+    if not isinstance(raw, dict):
+        raise ApiError(400, "bad_json", "the body is not a JSON object (Content-Type: application/json)")
+    try:
+        payload = ReportPayload.model_validate(raw)
+    except ValidationError as exc:
+        errs = exc.errors(include_url=False)
+        detail = "; ".join(_problem(e) for e in errs[:10])
+        raise ApiError(400, "invalid_payload", f"not a report: {detail}", _loc(errs[0]["loc"]) or None) from None
+    return jsonify(_bridge().accept_report(payload, request.remote_addr or "")), 200
 
 
 @bp.get("/health")

@@ -21,7 +21,9 @@ from lingtan_notify.bridge import EXTENSION, Bridge, bridge_of, plan_deliveries
 from lingtan_notify.config import NotifyConfig, load_config, serve_settings
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Grafana's webhook sends every alert of a group in one body
+# Grafana's webhook sends every alert of a group in one body; a report (POST /api/v1/reports) carries
+# its XLSX and PDF base64-encoded, a few hundred kB each (docs/analysis.md §8)
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def create_app(cfg: NotifyConfig | None = None, *, database_url: str | None = None, config_path: Path | None = None,

@@ -17,6 +17,7 @@ from lingtan.db import make_engine, session_factory
 from lingtan_notify.config import NotifyConfig
 from lingtan_notify.deliver import Dispatcher, Worker
 from lingtan_notify.queue import DeliveryQueue, DeliverySpec
+from lingtan_notify.reports import ReportPayload, attachments_of, plan_report_deliveries
 from lingtan_notify.templates import Renderer, alert_context
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,20 @@ class Bridge:
         log.info("notification %d accepted: %d alert(s), %d deliveries", note_id, len(payload.get("alerts") or []), n)
         return {"accepted": True, "notification_id": note_id, "alerts": len(payload.get("alerts") or []),
                 "deliveries": n, "unrouted": unrouted}
+
+    def accept_report(self, payload: ReportPayload, remote_addr: str = "") -> dict[str, Any]:
+        """Check a report's files, queue one e-mail per recipient with them attached, wake the worker."""
+        files = attachments_of(payload)
+        specs = plan_report_deliveries(self.cfg, payload, files)
+        record = {**payload.model_dump(mode="json", exclude={"files"}), "status": "report",
+                  "files": [{"name": f.name, "sha256": f.sha256, "size": len(f.data)} for f in files]}
+        note_id, n = self.queue.enqueue(record, specs, remote_addr, files)
+        self.worker.wake()
+        if not n:
+            log.warning("report %s (%s %s %s) has no recipients: no group lists %r in its reports", payload.report,
+                        payload.entity, payload.kind, payload.period, payload.kind)
+        log.info("report %s accepted as notification %d: %d e-mail(s)", payload.report, note_id, n)
+        return {"accepted": True, "notification_id": note_id, "deliveries": n}
 
     def close(self) -> None:
         """Stop the worker (a delivery in flight finishes) and release the database."""

@@ -170,6 +170,8 @@ class RecipientGroup(_Strict):
     locale: Locale | None = None  # None: the top-level locale
     resolved: bool = True  # also tell them when the alert resolves
     copy_all: bool = False  # default groups only: also get alerts of enterprises that have their own groups
+    # the scheduled reports (日报/月报/年报) this group's e-mail addresses receive, with the files attached
+    reports: list[Literal["day", "month", "year"]] = []
 
     @field_validator("phones")
     @classmethod
@@ -282,6 +284,13 @@ class NotifyConfig(_Strict):
         chosen = own + [g for g in self.recipients.default if g.copy_all] if own else list(self.recipients.default)
         return [g for g in chosen if g.wants(severity, status)]
 
+    def report_route(self, entity: str, kind: str) -> list[RecipientGroup]:
+        """The groups that receive a report of ``entity`` ("park" or an enterprise id) of ``kind``: routed as
+        an alert of that enterprise is (the park's report: the default groups)."""
+        own = self.recipients.enterprises.get(entity, []) if entity != "park" else []
+        chosen = own + [g for g in self.recipients.default if g.copy_all] if own else list(self.recipients.default)
+        return [g for g in chosen if kind in g.reports]
+
     def secret(self, env_name: str | None) -> str | None:
         """The value of a secret named in the file (read from the environment at load time)."""
         return self._secrets.get(env_name) if env_name else None
@@ -341,6 +350,9 @@ def parse_config(raw: Any, source: str = "notify.yaml", environ: Mapping[str, st
                           f"({timeouts[worst]}), or a slow send would be started twice")
     have = cfg.providers.configured()
     for where, group in cfg.groups():
+        if group.reports and not (group.emails and "email" in group.channels):
+            raise ConfigError(f"{source}: recipients.{where}.reports = {list(group.reports)!r}: reports go by "
+                              "e-mail: the group needs emails and the email channel")
         if missing := [c for c in group.channels if c not in have]:
             names = ", ".join("providers." + ("smtp" if c == "email" else c) for c in missing)
             raise ConfigError(f"{source}: recipients.{where}.channels = {list(group.channels)!r}: "

@@ -132,8 +132,14 @@ class Dispatcher:
         msg["To"] = d.target
         msg["Date"] = format_datetime(dt.datetime.now(dt.UTC))
         msg["Message-ID"] = make_msgid(domain=p.from_addr.partition("@")[2] or None)
-        msg["X-Lingtan-Alert"] = str(d.meta.get("fingerprint", ""))
+        if d.meta.get("report"):  # a scheduled report (docs/analysis.md §8), its files attached
+            msg["X-Lingtan-Report"] = str(d.meta["report"])
+        else:
+            msg["X-Lingtan-Alert"] = str(d.meta.get("fingerprint", ""))
         msg.set_content(d.body, charset="utf-8", cte="base64")
+        for a in d.attachments:
+            maintype, _, subtype = a.content_type.partition("/")
+            msg.add_attachment(a.data, maintype=maintype, subtype=subtype, filename=a.name)
         try:
             if p.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(p.host, p.port, timeout=p.timeout_s,

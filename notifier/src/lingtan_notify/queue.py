@@ -16,7 +16,19 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, func, select, update
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
 from lingtan.db import Base
@@ -46,6 +58,27 @@ class NotificationRow(Base):
     alert_count: Mapped[int] = mapped_column(Integer)
     remote_addr: Mapped[str] = mapped_column(String(64), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AttachmentRow(Base):
+    """A file sent with every e-mail of its notification (a report's XLSX and PDF), kept as received."""
+
+    __tablename__ = "notify_attachment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notify_notification.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    sha256: str
+    data: bytes
 
 
 class DeliveryRow(Base):
@@ -106,6 +139,7 @@ class Claimed:
     body: str
     meta: dict[str, Any]
     attempt: int
+    attachments: tuple[Attachment, ...] = ()
 
 
 class DeliveryQueue:
@@ -114,8 +148,9 @@ class DeliveryQueue:
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
 
-    def enqueue(self, payload: dict[str, Any], specs: list[DeliverySpec], remote_addr: str = "") -> tuple[int, int]:
-        """Store a notification and its deliveries (due now) durably; (notification id, deliveries)."""
+    def enqueue(self, payload: dict[str, Any], specs: list[DeliverySpec], remote_addr: str = "",
+                attachments: tuple[Attachment, ...] = ()) -> tuple[int, int]:
+        """Store a notification, its attachments and its deliveries (due now) durably; (notification id, deliveries)."""
         now = utcnow()
         with self.sessions.begin() as s:
             note = NotificationRow(received_at=now, receiver=str(payload.get("receiver") or "")[:200],
@@ -125,6 +160,8 @@ class DeliveryQueue:
                                    payload=payload)
             s.add(note)
             s.flush()
+            s.add_all([AttachmentRow(notification_id=note.id, name=a.name, content_type=a.content_type, sha256=a.sha256,
+                                     data=a.data) for a in attachments])
             s.add_all([DeliveryRow(notification_id=note.id, channel=d.channel, target=d.target,
                                    group_name=d.group_name, locale=d.locale, subject=d.subject, body=d.body,
                                    meta=d.meta, status="pending", attempts=0, created_at=now, next_attempt_at=now,
@@ -151,7 +188,10 @@ class DeliveryQueue:
                     continue
                 d = s.get(DeliveryRow, row_id)
                 assert d is not None
-                out.append(Claimed(d.id, d.channel, d.target, d.subject, d.body, dict(d.meta), d.attempts))
+                files = s.scalars(select(AttachmentRow).where(AttachmentRow.notification_id == d.notification_id)
+                                  .order_by(AttachmentRow.id)).all() if d.meta.get("report") else []
+                out.append(Claimed(d.id, d.channel, d.target, d.subject, d.body, dict(d.meta), d.attempts,
+                                   tuple(Attachment(f.name, f.content_type, f.sha256, f.data) for f in files)))
         return out
 
     def _settle(self, delivery_id: int, **values: Any) -> None:

@@ -4,6 +4,7 @@
 ``GET  /api/v1/reports/<id>``        one report's record (period, language, format, SHA-256, reason)
 ``GET  /api/v1/reports/<id>/file``   the file itself, checked against its SHA-256 first
 ``POST /api/v1/reports``             generate now: ``{"entity", "kind", "start", "lang", "formats"}``
+``GET  /api/v1/reports/deliveries``  the e-mail outbox of an entity's reports (``status``: pending, sent, failed)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify, request, send_file
 
 from lingtan.errors import ApiError
+from lingtan_calc.adapters import report_delivery
 from lingtan_calc.adapters.report_store import FORMATS, ReportRow, as_dict, current_reports
 from lingtan_calc.service.api import _entity, _svc, parse_time
 from lingtan_calc.service.reports import generate
@@ -30,6 +32,18 @@ def reports():
     with _svc().sessions() as s:
         rows = [as_dict(r) for r in current_reports(s, entity, kind, request.args.get("all") == "1")]
     return jsonify({"entity": entity, "rows": rows})
+
+
+@bp.get("/deliveries")
+def deliveries():
+    entity = _entity()
+    status = request.args.get("status")
+    if status not in (None, *report_delivery.STATES):
+        raise ApiError(400, "bad_status", f"status {status!r} is not one of {', '.join(report_delivery.STATES)}",
+                       "status")
+    with _svc().sessions() as s:
+        rows = [report_delivery.as_dict(r) for r in report_delivery.listed(s, entity, status)]
+    return jsonify({"entity": entity, "notifier": bool(_svc().settings.notify_url), "rows": rows})
 
 
 def _row(row_id: int) -> ReportRow:

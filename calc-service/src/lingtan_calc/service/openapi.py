@@ -120,6 +120,9 @@ def _analysis_paths() -> dict[str, Any]:
                              "start": {"type": "string"}, "lang": {"type": "string", "enum": ["zh", "en"]},
                              "formats": {"type": "array", "items": {"type": "string", "enum": ["xlsx", "pdf"]}}}}}}},
                      "responses": {"201": {"description": "the archived files"}, "400": _ERROR, "404": _ERROR}}},
+        "/api/v1/reports/deliveries": _get("the e-mail outbox: each scheduled report's delivery through the notifier",
+                                           [_ENTITY, _q("status", "pending, sent or failed",
+                                                        enum=["pending", "sent", "failed"])]),
         "/api/v1/reports/{id}/file": {"get": {
             "summary": "the archived file, checked against its SHA-256 (header X-Content-SHA256)",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],

@@ -21,6 +21,7 @@ from lingtan_calc.adapters.report_pdf import render_pdf
 from lingtan_calc.adapters.report_store import ReportRow, archive, current_reports, overlapping
 from lingtan_calc.adapters.report_xlsx import render_xlsx
 from lingtan_calc.service.report_content import label_of, period_of, report_content
+from lingtan_calc.service.report_mail import enqueue
 
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
@@ -32,8 +33,9 @@ def reports_dir(svc) -> Path:
 
 
 def generate(svc, entity: str, kind: str, start: pd.Timestamp, lang: str, reason: str,
-             formats: tuple[str, ...] = ("xlsx", "pdf")) -> list[ReportRow]:
-    """Gather, render and archive one report in ``formats``; raises ApiError (404 no_data, 400 bad input)."""
+             formats: tuple[str, ...] = ("xlsx", "pdf"), deliver: bool = False) -> list[ReportRow]:
+    """Gather, render and archive one report in ``formats``; raises ApiError (404 no_data, 400 bad input).
+    ``deliver``: also put it in the e-mail outbox (scheduled and recalculated reports)."""
     if lang not in ("zh", "en"):
         raise ApiError(400, "bad_lang", f"lang {lang!r} is not zh or en", "lang")
     bad = [f for f in formats if f not in RENDERERS]
@@ -46,6 +48,8 @@ def generate(svc, entity: str, kind: str, start: pd.Timestamp, lang: str, reason
             rows.append(archive(s, reports_dir(svc), content["meta"], fmt, RENDERERS[fmt](content), reason))
     log.info("report %s %s %s (%s) written: %s", entity, kind, content["meta"]["period"], lang,
              ", ".join(f"{r.format} {r.size} B" for r in rows))
+    if deliver:
+        enqueue(svc, rows, reason)
     return rows
 
 
@@ -76,7 +80,7 @@ def scheduled(svc, now: pd.Timestamp) -> int:
                 if (entity, kind, label_of(kind, start), lang) in written:
                     continue
                 try:
-                    count += len(generate(svc, entity, kind, start, lang, "schedule"))
+                    count += len(generate(svc, entity, kind, start, lang, "schedule", deliver=True))
                 except ApiError as exc:
                     log.info("no %s report of %s for %s: %s", kind, entity, start.date(), exc.message)
     return count
@@ -92,7 +96,7 @@ def after_recalculation(svc, start: pd.Timestamp, end: pd.Timestamp, reason: str
     for (entity, kind, period_start, lang), formats in sorted(touched.items()):
         try:
             count += len(generate(svc, entity, kind, period_of(kind, period_start)[0], lang, f"recalculated: {reason}",
-                                  tuple(sorted(formats))))
+                                  tuple(sorted(formats)), deliver=True))
         except ApiError as exc:
             log.warning("report %s %s %s not regenerated: %s", entity, kind, period_start.date(), exc.message)
     return count

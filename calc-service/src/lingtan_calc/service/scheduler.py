@@ -46,7 +46,7 @@ from lingtan_calc.adapters.store import (
 from lingtan_calc.core.accounting.factors import FactorLibrary, load_factor_file
 from lingtan_calc.core.analysis.limits import default_limits, load_limit_file, merge_limits
 from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
-from lingtan_calc.service import reports
+from lingtan_calc.service import report_mail, reports
 from lingtan_calc.service.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan_calc.service.recommend import evaluate as evaluate_recommendations
 
@@ -251,6 +251,10 @@ class CalcService:
                     daily(self, day)
                 except Exception:
                     log.exception("the daily %s failed; the next day's pass runs them again", what)
+        try:  # the reports waiting to be e-mailed (docs/analysis.md §8)
+            report_mail.deliver_due(self)
+        except Exception:
+            log.exception("e-mailing the reports failed; the next cycle tries again")
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
         log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],
