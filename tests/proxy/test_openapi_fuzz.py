@@ -33,7 +33,7 @@ def operations(app):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     ops = [result.ok() for result in schema.get_all_operations()]
     analyses = {f"/api/v1/analysis/{topic}" for topic in ("structure", "cost", "compare", "trend", "pareto", "balance",
-                                                                     "efficiency")}
+                                                                     "efficiency", "benchmarks")}
     assert {op.path for op in ops} == {"/api/v1/entities", "/api/v1/energy", "/api/v1/carbon", "/api/v1/intensity",
                                        "/api/v1/realtime", *analyses}
     return ops

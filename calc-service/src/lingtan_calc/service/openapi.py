@@ -92,10 +92,19 @@ def _analysis_paths() -> dict[str, Any]:
         "/api/v1/analysis/efficiency": _get("conversion efficiency per node; load factor and base load per unit",
                                             [_ENTITY, _START, _END, _q("carrier", "carrier of the load figures",
                                                                        default="electricity")]),
+        "/api/v1/analysis/pareto": _get("重点能耗环节: units or meters ranked, the top 80 % flagged",
+                                        [_ENTITY, _START, _END, level, metric]),
         "/api/v1/analysis/benchmarks": _get("单位产品能源消耗限额: each product's specific consumption [kgce/t] "
                                             "against its national limit, the grade reached, the energy above it",
                                             [_ENTITY, _START, _END, _q("product", "one product; no limit: 400")]),
         "/api/v1/analysis/limits": _get("the limit library: the shipped national limits and the park's own", []),
+        **_recommendation_paths(),
+    }
+
+
+def _recommendation_paths() -> dict[str, Any]:
+    """Recommendations (docs/analysis.md §7)."""
+    return {
         "/api/v1/recommendations": _get("节能建议: stored recommendations with evidence and estimated annual saving",
                                         [_ENTITY, _q("status", "comma-separated: open, acknowledged, dismissed, resolved",
                                                      default="open,acknowledged")]),
@@ -127,8 +136,6 @@ def _analysis_paths() -> dict[str, Any]:
             "summary": "the archived file, checked against its SHA-256 (header X-Content-SHA256)",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "the file"}, "404": _ERROR, "409": _ERROR, "410": _ERROR}}},
-        "/api/v1/analysis/pareto": _get("重点能耗环节: units or meters ranked, the top 80 % flagged",
-                                        [_ENTITY, _START, _END, level, metric]),
     }
 
 
