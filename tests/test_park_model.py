@@ -543,6 +543,16 @@ def test_node_kind_not_allowed_for_type(tmp_path: Path) -> None:
                  contains=("'grid'", "end_use"))
 
 
+def test_rated_efficiency_only_for_boiler_or_chp(tmp_path: Path) -> None:
+    good = mutate(SMALL_PARK, ("    name: 燃气锅炉\n", "    name: 燃气锅炉\n    rated_efficiency: 0.92\n"))
+    path = tmp_path / "good.yaml"
+    path.write_text(good, encoding="utf-8")
+    assert next(n for n in load_park(path).topology.nodes if n.id == "boiler").rated_efficiency == 0.92
+    text = mutate(SMALL_PARK, ("    name: 电网\n", "    name: 电网\n    rated_efficiency: 0.98\n"))
+    expect_error(tmp_path, text, line=item_line(text, "grid"), field="topology.nodes[0]",
+                 contains=("rated_efficiency is for a boiler or a CHP", "grid"))
+
+
 # --------------------------------------------------------------------------- mistakes: enterprise
 
 

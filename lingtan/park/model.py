@@ -193,11 +193,16 @@ class FlowNode(Strict):
     type: NodeType
     kind: str
     unit: Identifier | None = None  # production unit id, for end_use nodes of kind "unit"
+    # a boiler's efficiency or a CHP's total efficiency from its nameplate or acceptance test [0..1]:
+    # what the efficiency recommendation judges it against (docs/analysis.md §7)
+    rated_efficiency: float | None = Field(None, gt=0, le=1)
 
     @model_validator(mode="after")
     def _kind(self) -> FlowNode:
         if self.kind not in NODE_KINDS[self.type]:
             raise ValueError(f"node kind {self.kind!r} is not one of {sorted(NODE_KINDS[self.type])} for type {self.type.value}")
+        if self.rated_efficiency is not None and self.kind not in ("boiler", "chp"):
+            raise ValueError(f"rated_efficiency is for a boiler or a CHP, not a {self.kind}")
         if self.kind == "unit" and self.unit is None:
             raise ValueError("an end_use node of kind 'unit' must name its production unit in 'unit'")
         return self

@@ -160,3 +160,11 @@ def test_product_limit_first_when_over_the_limit() -> None:
     assert over["saving_cny"] == pytest.approx(360.0 * 2_000.0) and over["saving_tco2"] == pytest.approx(360.0 * 2.5)
     assert "GB 16780-2021" in over["method"] and over["evidence"]["grade"] is None
     assert grade["evidence"]["grade"] == 2 and grade["saving_tce"] == pytest.approx(10.0 * 1_000 / 1000 * 12)
+
+
+def test_efficiency_below_the_rated_one() -> None:
+    eff = pd.DataFrame([("boiler1", "boiler", 0.86, 0.92, 100.0, "rated")],
+                       columns=["node", "kind", "now", "best", "fuel_tce", "reference"])
+    (rec,) = recommend(evidence(efficiencies=eff))
+    assert rec["evidence"]["reference"] == "rated" and "against 92.0% its rated" in rec["method"]
+    assert rec["saving_tce"] == pytest.approx(100.0 * (1 - 0.86 / 0.92) * 365 / 30)

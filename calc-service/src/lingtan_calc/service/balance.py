@@ -20,9 +20,9 @@ from lingtan_calc.service.analysis import energy, granularity, no_data, records
 
 
 def topology_nodes(park) -> pd.DataFrame:
-    """``id``, ``name``, ``type``, ``kind`` of every topology node of the park model."""
-    return pd.DataFrame([(n.id, n.name, n.type.value, n.kind) for n in park.topology.nodes],
-                        columns=["id", "name", "type", "kind"])
+    """``id``, ``name``, ``type``, ``kind`` and ``rated_efficiency`` of every topology node of the park model."""
+    return pd.DataFrame([(n.id, n.name, n.type.value, n.kind, n.rated_efficiency) for n in park.topology.nodes],
+                        columns=["id", "name", "type", "kind", "rated_efficiency"])
 
 
 def own_edges(park, flows: pd.DataFrame, entity: str) -> pd.DataFrame:

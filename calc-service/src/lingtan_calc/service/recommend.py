@@ -80,7 +80,8 @@ def _fuel_prices(tariff: Tariff, energy: pd.DataFrame, emissions: pd.DataFrame) 
 
 
 def _efficiency_history(svc, nodes: pd.DataFrame, end: pd.Timestamp, entity: str) -> pd.DataFrame:
-    """Per fuel converter: the efficiency of the window, the best monthly efficiency of the last year, the fuel."""
+    """Per fuel converter: the efficiency of the window, what it is judged against (its rated efficiency, else
+    the best monthly efficiency of the last year), the fuel."""
     start = end - pd.Timedelta(days=WINDOW_DAYS)
     park_id = svc.park.park.id
     recent = own_edges(svc.park, flow_rows(svc.client, park_id, "day", start, end), entity)
@@ -88,7 +89,7 @@ def _efficiency_history(svc, nodes: pd.DataFrame, end: pd.Timestamp, entity: str
     monthly = own_edges(svc.park, flow_rows(svc.client, park_id, "month", year_ago, end), entity)
     conv = nodes[nodes["kind"].isin(FUEL_CONVERTERS)]
     if recent.empty or conv.empty:
-        return pd.DataFrame(columns=["node", "kind", "now", "best", "fuel_tce"])
+        return pd.DataFrame(columns=["node", "kind", "now", "best", "fuel_tce", "reference"])
     now = conversion_efficiencies(recent, conv).set_index("node")
     rows = []
     for node in conv.itertuples():
@@ -96,9 +97,11 @@ def _efficiency_history(svc, nodes: pd.DataFrame, end: pd.Timestamp, entity: str
         best = [conversion_efficiencies(part, conv[conv["id"] == node.id]).iloc[0].get(figure, np.nan)
                 for _, part in monthly.groupby("time")] if not monthly.empty else []
         fuel = float(recent.loc[recent["target"] == node.id, "tce"].sum())
-        rows.append((node.id, node.kind, float(now.loc[node.id].get(figure, np.nan)),
-                     float(np.nanmax(best)) if best and np.isfinite(best).any() else np.nan, fuel))
-    return pd.DataFrame(rows, columns=["node", "kind", "now", "best", "fuel_tce"])
+        rated = node.rated_efficiency if pd.notna(node.rated_efficiency) else None
+        reference = float(rated) if rated else (float(np.nanmax(best)) if best and np.isfinite(best).any() else np.nan)
+        rows.append((node.id, node.kind, float(now.loc[node.id].get(figure, np.nan)), reference, fuel,
+                     "rated" if rated else "best_month"))
+    return pd.DataFrame(rows, columns=["node", "kind", "now", "best", "fuel_tce", "reference"])
 
 
 def evidence_for(svc, entity: str, end: pd.Timestamp, nodes: pd.DataFrame) -> Evidence | None:

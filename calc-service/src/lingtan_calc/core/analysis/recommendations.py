@@ -13,8 +13,8 @@ check, not a measured saving.
                         load by :data:`BASELOAD_CUT` saves that energy around the clock
 ``peak_shaving``        a demand charge by maximum demand whose peak lies far above the 95th percentile
                         of the hourly demand: shaving the peak to it saves demand charge every month
-``efficiency_drop``     a boiler or CHP whose efficiency is below the best month of the last year: the
-                        fuel it would not have burnt at that efficiency
+``efficiency_drop``     a boiler or CHP whose efficiency is below its rated efficiency (or, without one,
+                        the best month of the last year): the fuel it would not have burnt at that one
 ``contract_demand``     a contract demand (合同最大需量) far from the one that would have cost least for the
                         window's maximum demand: the demand charge the better contract saves
 ``pv_export``           PV electricity exported at a feed-in price below what the entity pays in the
@@ -90,7 +90,8 @@ class Evidence:
     band_kwh: dict[str, float] = field(default_factory=dict)  # electricity bought per TOU band
     units: pd.DataFrame = field(default_factory=pd.DataFrame)  # load KPIs per unit (enterprise, unit_id, ...)
     hourly_import_kwh: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
-    efficiencies: pd.DataFrame = field(default_factory=pd.DataFrame)  # node, kind, now, best, fuel_tce
+    # node, kind, now, best (the efficiency judged against), fuel_tce, reference ("rated" or "best_month")
+    efficiencies: pd.DataFrame = field(default_factory=pd.DataFrame)
     hourly_export_kwh: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
     hourly_price: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # CNY/kWh bought, per hour
     products: pd.DataFrame = field(default_factory=pd.DataFrame)  # limits.compare_with_limits rows
@@ -154,13 +155,14 @@ def efficiency_drop(ev: Evidence) -> list[dict[str, Any]]:
             continue
         tce = r.fuel_tce * (1.0 - r.now / r.best) * DAYS_PER_YEAR / ev.days
         p = ev.prices
+        against = "its rated" if getattr(r, "reference", "best_month") == "rated" else "in its best month of the last year"
         out.append({"rule": "efficiency_drop", "subject": r.node, "saving_tce": tce,
                     "saving_cny": tce * p.fuel_cny_per_tce if p.fuel_cny_per_tce else 0.0,
                     "saving_tco2": tce * p.fuel_tco2_per_tce if p.fuel_tco2_per_tce else 0.0,
                     "evidence": {"kind": r.kind, "efficiency": r.now, "best_efficiency": r.best, "fuel_tce": r.fuel_tce,
-                                 "days": ev.days},
-                    "method": f"{r.node} ({r.kind}) ran at {r.now:.1%} against {r.best:.1%} in its best month of the "
-                              f"last year; at the best efficiency its {r.fuel_tce:,.2f} tce of fuel in {ev.days:g} d would "
+                                 "reference": getattr(r, "reference", "best_month"), "days": ev.days},
+                    "method": f"{r.node} ({r.kind}) ran at {r.now:.1%} against {r.best:.1%} {against}; at that "
+                              f"efficiency its {r.fuel_tce:,.2f} tce of fuel in {ev.days:g} d would "
                               f"have been {r.fuel_tce * r.now / r.best:,.2f} tce, × 365/{ev.days:g} d"})
     return out
 
