@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +21,7 @@ from lingtan_notify.queue import STATES
 from lingtan_notify.reports import ReportPayload
 
 bp = Blueprint("notify_api", __name__, url_prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Open(BaseModel):
@@ -100,20 +101,24 @@ def _problem(e: Any) -> str:
     return f"{_loc(e['loc'])}: {e['msg']}" + ("" if isinstance(got, dict | list) else f" (got {shown})")
 
 
-@bp.route("/grafana", methods=["POST", "PUT"])
-def grafana_webhook():
-    """Accept a Grafana webhook notification: validate, store with its deliveries, then answer 200."""
-    _authorize()
+def _body(model: type[M], what: str) -> M:
+    """The JSON body validated as ``model``; a 400 naming the first bad field otherwise."""
     raw = request.get_json(silent=True)
     if not isinstance(raw, dict):
         raise ApiError(400, "bad_json", "the body is not a JSON object (Content-Type: application/json)")
     try:
-        payload = GrafanaPayload.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         errs = exc.errors(include_url=False)
         detail = "; ".join(_problem(e) for e in errs[:10])
-        raise ApiError(400, "invalid_payload", f"not a Grafana webhook notification: {detail}",
-                       _loc(errs[0]["loc"]) or None) from None
+        raise ApiError(400, "invalid_payload", f"not {what}: {detail}", _loc(errs[0]["loc"]) or None) from None
+
+
+@bp.route("/grafana", methods=["POST", "PUT"])
+def grafana_webhook():
+    """Accept a Grafana webhook notification: validate, store with its deliveries, then answer 200."""
+    _authorize()
+    payload = _body(GrafanaPayload, "a Grafana webhook notification")
     body = _bridge().accept(payload.model_dump(mode="json"), request.remote_addr or "")
     return jsonify(body), 200
 
@@ -123,15 +128,7 @@ def report():
     """Accept a scheduled report (docs/analysis.md §8): check its files, store them with one e-mail per
     recipient, then answer 200 with the count (0 when no group receives this kind)."""
     _authorize()
-    raw = request.get_json(silent=True)
-    if not isinstance(raw, dict):
-        raise ApiError(400, "bad_json", "the body is not a JSON object (Content-Type: application/json)")
-    try:
-        payload = ReportPayload.model_validate(raw)
-    except ValidationError as exc:
-        errs = exc.errors(include_url=False)
-        detail = "; ".join(_problem(e) for e in errs[:10])
-        raise ApiError(400, "invalid_payload", f"not a report: {detail}", _loc(errs[0]["loc"]) or None) from None
+    payload = _body(ReportPayload, "a report")
     return jsonify(_bridge().accept_report(payload, request.remote_addr or "")), 200
 
 

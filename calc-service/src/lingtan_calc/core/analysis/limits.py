@@ -22,8 +22,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lingtan_calc.core.analysis.datafile import load_entries
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "limits"
 #: product units a production record may use, in tonnes [t per unit]
@@ -88,29 +89,11 @@ class LimitFileError(ValueError):
     """A limit file that cannot be used; the message names the file, field and value."""
 
 
-def _field(loc: tuple) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-
-
 def load_limit_file(path: Path) -> list[ProductLimit]:
     """The limits of ``path``; raises :class:`LimitFileError` naming file, field and value."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise LimitFileError(f"{path}: cannot be read as YAML: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("limits"), list):
-        raise LimitFileError(f"{path}: expected a mapping with a 'limits' list")
-    out = []
-    for i, item in enumerate(raw["limits"]):
-        try:
-            out.append(ProductLimit.model_validate(item))
-        except ValidationError as exc:
-            errs = "; ".join(f"limits[{i}].{_field(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                             + (f" (value: {e['input']!r})" if not isinstance(e.get("input"), dict | list) else "")
-                             for e in exc.errors())
-            raise LimitFileError(f"{path}: {errs}") from None
-    _unique(path, out)
-    return out
+    limits = load_entries(path, "limits", ProductLimit, LimitFileError)
+    _unique(path, limits)
+    return limits
 
 
 def _key(name: str) -> str:

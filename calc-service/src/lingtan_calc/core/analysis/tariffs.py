@@ -24,8 +24,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lingtan_calc.core.analysis.datafile import load_entries
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "tariffs"
 TZ = "Asia/Shanghai"
@@ -226,34 +227,9 @@ class TariffFileError(ValueError):
     """A tariff file that cannot be used; the message names the file, field and value."""
 
 
-def _field(loc: tuple) -> str:
-    """``("electricity", "seasons", 0, "windows")`` -> ``electricity.seasons[0].windows``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part not in ("function-after", "float", "int", "Multiple"):
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def load_tariff_file(path: Path) -> list[Tariff]:
     """The tariffs of ``path``; raises :class:`TariffFileError` naming file, field and value."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise TariffFileError(f"{path}: cannot be read as YAML: {exc}") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("tariffs"), list):
-        raise TariffFileError(f"{path}: expected a mapping with a 'tariffs' list")
-    tariffs = []
-    for i, item in enumerate(raw["tariffs"]):
-        try:
-            tariffs.append(Tariff.model_validate(item))
-        except ValidationError as exc:
-            errs = "; ".join(f"tariffs[{i}].{_field(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                             + (f" (value: {e['input']!r})" if not isinstance(e.get("input"), dict | list) else "")
-                             for e in exc.errors())
-            raise TariffFileError(f"{path}: {errs}") from None
+    tariffs = load_entries(path, "tariffs", Tariff, TariffFileError)
     _no_overlaps(path, tariffs)
     return tariffs
 
