@@ -46,10 +46,6 @@ class ReportDeliveryRow(Base):
     emails: Mapped[int | None] = mapped_column(Integer, nullable=True)  # e-mails the notifier queued
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
-
-
 def queue_delivery(session: Session, reports: list, reason: str) -> ReportDeliveryRow:
     """Put one generated report (its rows of ``calc_report``) in the outbox, due now."""
     first = reports[0]
@@ -95,7 +91,7 @@ def listed(session: Session, entity: str | None = None, status: str | None = Non
 
 
 def as_dict(row: ReportDeliveryRow) -> dict:
-    iso = lambda t: local(_aware(t)).isoformat() if t is not None else None  # noqa: E731
+    iso = lambda t: local(t).isoformat() if t is not None else None  # noqa: E731 - local() reads naive as UTC
     return {"id": row.id, "reports": [int(i) for i in row.report_ids.split(",") if i], "entity": row.entity,
             "kind": row.kind, "period": row.period, "lang": row.lang, "reason": row.reason, "status": row.status,
             "attempts": row.attempts, "last_error": row.last_error or None,

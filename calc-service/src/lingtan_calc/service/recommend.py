@@ -114,7 +114,8 @@ def evidence_for(svc, entity: str, end: pd.Timestamp, nodes: pd.DataFrame) -> Ev
     if tariff is None or bought.empty:
         return None
     elec = bought.groupby("time")["quantity"].sum()
-    costs = energy_cost(bought, svc.tariffs)
+    every_cost = energy_cost(every, svc.tariffs)  # each carrier costed once; electricity's rows are its bands
+    costs = every_cost[every_cost["carrier"] == "electricity"]
     exported = bought_per_hour(svc.client, park_id, start, end, entity, [], flow="export")
     exported = -exported[exported["carrier"] == "electricity"].groupby("time")["quantity"].sum()  # export rows are < 0
     demand = demand_charge(elec, entity, svc.tariffs, start, end)
@@ -123,7 +124,7 @@ def evidence_for(svc, entity: str, end: pd.Timestamp, nodes: pd.DataFrame) -> Ev
     daily = energy_rows(svc.client, park_id, "day", start, end, entity)
     emissions = emission_rows(svc.client, park_id, "day", start, end, entity)
     options = svc.calculator.options
-    per_tce = _per_tce(energy_cost(every, svc.tariffs), daily, emissions)
+    per_tce = _per_tce(every_cost, daily, emissions)
     prices = _prices(tariff, entity, average, end.date(), svc.calculator.lib, options,
                      _fuel_prices(tariff, daily, emissions), per_tce)
     return Evidence(entity=entity, days=float(WINDOW_DAYS), prices=prices,
