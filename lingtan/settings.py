@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     calc_host: str = "127.0.0.1"
     calc_port: int = Field(8090, ge=1, le=65535)
     calc_interval_s: float = Field(60.0, gt=0)  # how often the current hour is recomputed
+    # where the simulator posts its weather station's hourly observations (docs/simulator.md,
+    # "Weather"): the calc-service's base URL; empty = calc_url; "off" = no weather feed
+    weather_feed_url: str = ""
 
     # the auth proxy (front door): HTTPS with the park CA's server certificate unless a real one is set
     proxy_bind: str = "127.0.0.1"  # 0.0.0.0 to serve the park network

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pyotp
 import pytest
 import requests
@@ -74,6 +75,7 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
         for e in entities:
             r = requests.get(f"{api}/carbon", params={"entity": e["id"], "period": "day"}, timeout=10)
             assert r.status_code == 200 and r.json()["rows"], (e["id"], r.text)
+        _simulated_weather_arrives(api)
         _portal_shows_live_data(portal, otp, state / "pki" / "ca.crt")
         plain = requests.get(f"http://localhost:{env['LINGTAN_PROXY_HTTP_PORT']}/overview", allow_redirects=False,
                              timeout=10)
@@ -86,6 +88,22 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
     status = _lingtan(["status", "--json"], env)
     assert status.returncode == 3
     assert not any(p["up"] for p in json.loads(status.stdout)["processes"])
+
+
+def _simulated_weather_arrives(api: str) -> None:
+    """The simulated station posts a week of hourly temperatures, then each hour, to the calc-service."""
+    now = pd.Timestamp.now(tz="UTC")
+    params = {"start": (now - pd.Timedelta(days=8)).isoformat(), "end": (now + pd.Timedelta(hours=1)).isoformat()}
+    deadline, body = time.monotonic() + 90, {}
+    while time.monotonic() < deadline and not body.get("latest_observation"):
+        body = requests.get(f"{api}/weather", params=params, timeout=10).json()
+        if not body.get("latest_observation"):
+            time.sleep(3)
+    assert body["station"] == "wx-jsdemo" and body["latest_observation"], body
+    assert pd.Timestamp(body["latest_observation"]) >= now.floor("h") - pd.Timedelta(hours=1), body
+    assert body["days_with_data"] >= 6, body  # the week before the first hour, whole days of it
+    temps = [r["air_temperature"] for r in body["rows"]]
+    assert all(-15.0 < t < 42.0 for t in temps), temps  # the demo climate of southern Jiangsu
 
 
 def _hourly_bounds() -> dict[str, float]:

@@ -354,3 +354,54 @@ def test_counters_survive_a_restart_like_a_real_register(park, tmp_path):
     assert load_counter_state(state, park) == {}
     state.write_text("not json")
     assert load_counter_state(state, park) == {}
+
+
+# --------------------------------------------------------------------------- air temperature and the weather feed
+
+
+def test_air_temperature_follows_season_and_day():
+    c = dict(physics.SOUTH_JIANGSU_CLIMATE, synoptic_std=0.0)
+    # 20 January 02:30: coldest day of the year, 12 h from the warmest hour: mean − A_y − A_d
+    t = physics.air_temperature(pd.DatetimeIndex([local(2026, 1, 21, 2, 30)]), climate=c)
+    assert t[0] == pytest.approx(16.5 - 12.5 * math.cos(2 * math.pi * (20 + 2.5 / 24 - 20) / 365.25) - 3.8, abs=1e-9)
+    summer = physics.air_temperature(pd.date_range("2026-07-20", periods=24 * 10, freq="h", tz=TZ))
+    winter = physics.air_temperature(pd.date_range("2026-01-15", periods=24 * 10, freq="h", tz=TZ))
+    assert 24.0 < summer.mean() < 34.0 and -2.0 < winter.mean() < 9.0
+    one = pd.date_range("2026-03-01", periods=600, freq="min", tz=TZ)
+    # a function of time alone: the same instants give the same values in any chunking
+    assert_allclose(physics.air_temperature(one), np.r_[physics.air_temperature(one[:256]),
+                                                          physics.air_temperature(one[256:])])
+
+
+def test_temperature_factor_by_hand():
+    assert_allclose(physics.temperature_factor([20.0, 30.0, 10.0], cooling_gain=0.05, heating_gain=0.02),
+                    [1.0, 1.0 + 0.05 * 8, 1.0 + 0.02 * 4])
+
+
+def test_chiller_load_rises_with_the_temperature(park):
+    from lingtan_tools.simulate.models import ParkRates
+
+    rates = ParkRates(park, seed=3, step_s=3600.0)
+    summer = rates.next_chunk(pd.date_range("2026-07-20", periods=24 * 7, freq="h", tz=TZ))
+    rates = ParkRates(park, seed=3, step_s=3600.0)
+    spring = rates.next_chunk(pd.date_range("2026-04-10", periods=24 * 7, freq="h", tz=TZ))
+    chiller = ("m-chiller-elec", "main")
+    assert summer[chiller].mean() > 1.3 * spring[chiller].mean()
+    assert summer[chiller].max() <= 1500.0  # never above the chiller's rating
+
+
+def test_weather_feed_rows_and_resume(park):
+    from lingtan.settings import Settings
+    from lingtan_tools.simulate.weather_feed import WeatherFeed
+
+    feed = WeatherFeed(park, Settings(weather_feed_url="http://127.0.0.1:9"), seed=1)
+    assert feed.station == "wx-jsdemo" and feed.url == "http://127.0.0.1:9/api/v1/weather"
+    rows = feed.observations(pd.Timestamp("2026-03-01T00:00Z"), pd.Timestamp("2026-03-01T02:00Z"))
+    assert [r["time"] for r in rows] == ["2026-03-01T00:00:00+00:00", "2026-03-01T01:00:00+00:00",
+                                         "2026-03-01T02:00:00+00:00"]
+    hours = pd.date_range("2026-03-01T00:00Z", periods=3, freq="h").tz_convert(TZ)
+    assert [r["air_temperature"] for r in rows] == [round(float(v), 2) for v in physics.air_temperature(hours)]
+    # nothing listens on port 9: the feed keeps its place and waits before trying again
+    assert feed.step(dt.datetime(2026, 3, 1, 3, tzinfo=dt.UTC)) == 0 and feed.next_hour is None
+    assert not feed.due(dt.datetime(2026, 3, 1, 3, tzinfo=dt.UTC))
+    assert not WeatherFeed(park, Settings(weather_feed_url="off"), seed=1).enabled

@@ -229,6 +229,47 @@ class Location(Strict):
     altitude: float = 0.0
 
 
+class WeatherSource(StrEnum):
+    """Where a weather station's observations come from (docs/park-model.md, "Weather")."""
+
+    onsite = "onsite"  # the park's own station (e.g. the PV plant's environmental monitor)
+    meteorological_service = "meteorological_service"  # a national or provincial station (气象站)
+    vendor = "vendor"  # a commercial weather-data service
+    simulated = "simulated"  # the demo simulator's weather (lingtan simulate)
+
+
+class WeatherStation(Strict):
+    id: Identifier
+    name: str
+    source: WeatherSource
+
+
+class Weather(Strict):
+    """The park's weather stations and the degree-day bases its analysis uses.
+
+    Observations (hourly air temperature [°C], global horizontal irradiance [W/m²]) arrive
+    through the calc-service's weather import (docs/analysis.md §4, docs/schema.md ``weather``).
+    The default bases are those of GB 50176-2016 (民用建筑热工设计规范) §2.1: heating degree
+    days below 18 °C (HDD18) and cooling degree days above 26 °C (CDD26).
+    """
+
+    stations: list[WeatherStation] = Field(min_length=1)
+    reference: Identifier  # the station the weather-normalised comparison uses
+    heating_base: float = Field(18.0, ge=-10, le=30)  # [°C]
+    cooling_base: float = Field(26.0, ge=10, le=40)  # [°C]
+
+    @model_validator(mode="after")
+    def _reference(self) -> Weather:
+        ids = [s.id for s in self.stations]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"weather station ids must be unique, got {ids}")
+        if self.reference not in ids:
+            raise ValueError(f"reference station {self.reference!r} is not one of the stations {ids}")
+        if self.heating_base > self.cooling_base:
+            raise ValueError(f"heating_base {self.heating_base} °C is above cooling_base {self.cooling_base} °C")
+        return self
+
+
 class ParkInfo(Strict):
     id: Identifier
     name: str
@@ -243,3 +284,4 @@ class Park(Strict):
     devices: list[Device] = Field(min_length=1)
     enterprises: list[Enterprise] = Field(min_length=1)
     topology: Topology = Field(default_factory=Topology)
+    weather: Weather | None = None

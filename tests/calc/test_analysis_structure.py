@@ -9,7 +9,6 @@ import pytest
 
 from lingtan_calc.core.analysis.structure import (
     compare,
-    degree_day_normalised,
     output_normalised,
     pareto,
     structure,
@@ -77,8 +76,6 @@ def test_output_and_weather_normalisation() -> None:
     assert out["normalised_change_ratio"] == pytest.approx(0.10)
     with pytest.raises(ValueError, match="output must be > 0"):
         output_normalised(100.0, 0.0, 132.0, 60.0)
-    # 40 % of 200 tce depends on the weather; 300 degree days now, 250 in the base period
-    assert degree_day_normalised(200.0, 300.0, 250.0, 0.4) == pytest.approx(120.0 + 80.0 * 250.0 / 300.0)
 
 
 def test_trend_slope() -> None:

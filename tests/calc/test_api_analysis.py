@@ -102,7 +102,7 @@ def test_comparison_at_the_same_output(app, client):
     assert out["specific_current"] == pytest.approx(energy / 120.0)
     assert out["normalised_current"] == pytest.approx(energy * 100.0 / 120.0)
     assert out["normalised_change_ratio"] == pytest.approx(100.0 / 120.0 - 1.0)  # 16.7 % less energy per tonne
-    assert body["normalised"]["weather"] is None and "temperature" in body["normalised"]["weather_note"]
+    assert body["normalised"]["weather"] is None and "no weather station" in body["normalised"]["weather_note"]
     park = client.get("/api/v1/analysis/compare?entity=park&start=2026-03-02&end=2026-03-03").json
     assert park["normalised"]["output"] is None and park["normalised"]["output_note"] == "no production records in both periods"
 

@@ -146,3 +146,11 @@ def test_reports_generated_listed_and_downloaded_with_audit(app, manager):
             AuditRecord.action.in_(("report.generate", "report.download"))))]
     assert ("report.generate", "success") in actions and ("report.generate", "failure") in actions
     assert ("report.download", "success") in actions
+
+
+def test_compare_page_says_why_nothing_is_normalised(manager):
+    query = {"entity": "park", "start": "2026-03-02", "end": "2026-03-03", "base": "previous"}
+    page = manager.get("/analysis/compare", base_url=BASE, query_string=query).get_data(as_text=True)
+    assert 'id="normalised"' in page and "按对比期气象折算" in page and "按对比期产量折算" in page
+    assert "the park model names no weather station" in page  # park ex2 has none
+    assert "no production records in both periods" in page

@@ -119,3 +119,16 @@ def test_operator_cannot_write(app):
     assert r.status_code == 403
     for page in ("/admin/users", "/admin/roles", "/audit", "/audit/export.csv"):
         assert c.get(page, base_url=BASE).status_code == 403, page
+
+
+def test_weather_is_read_by_all_and_imported_park_wide(b_user, manager):
+    # the example park names no weather station: the calc-service's answer comes through the proxy
+    r = b_user.get("/calc/api/v1/weather", base_url=BASE)
+    assert r.status_code == 404 and r.json["error"]["code"] == "no_weather_station"
+    row = {"station": "wx1", "time": "2026-03-01T00:00", "air_temperature": 5.0}
+    r = b_user.post("/calc/api/v1/weather", base_url=BASE, json={"rows": [row]},
+                    headers={"X-CSRF-Token": session_csrf(b_user)})
+    assert r.status_code == 403  # an enterprise user does not import the park's weather
+    r = manager.post("/calc/api/v1/weather", base_url=BASE, json={"rows": [row]},
+                     headers={"X-CSRF-Token": session_csrf(manager)})
+    assert r.status_code == 404 and r.json["error"]["code"] == "no_weather_station"

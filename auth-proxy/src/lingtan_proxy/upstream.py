@@ -226,6 +226,9 @@ CALC_RULES = (
     CalcRule("POST", re.compile(r"api/v1/recalc"), "calc.recalc", "park", "calc.recalc"),
     CalcRule("GET", re.compile(r"api/v1/recalc(/[A-Za-z0-9_\-]+)?"), "calc.recalc", "park"),
     CalcRule("POST", re.compile(r"api/v1/(production|process|green)(/import)?"), "data.import", "rows", "data.import"),
+    # weather is the park's, not an enterprise's: anyone who reads data reads it; importing it is park-wide
+    CalcRule("GET", re.compile(r"api/v1/weather"), "data.read", "none"),
+    CalcRule("POST", re.compile(r"api/v1/weather(/import)?"), "data.import", "park", "weather.import"),
     CalcRule("GET", re.compile(r"api/v1/recommendations"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/recommendations/\d+"), "data.read", "recommendation"),
     CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",

@@ -27,6 +27,7 @@ from lingtan_calc.core.analysis.structure import (
     trend,
 )
 from lingtan_calc.core.analysis.tariffs import peak_valley_ratio
+from lingtan_calc.service.weather import weather_comparison
 
 TZ = "Asia/Shanghai"
 #: the peak:valley ratio below which a tariff is reported (发改价格〔2021〕1093号: ≥ 3, or ≥ 4 where the
@@ -165,8 +166,8 @@ def compare_body(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp, by: s
                      total=records(totals)[0], units={"base": "tce", "current": "tce", "change": "tce",
                                                       "change_ratio": "1", "quantity_*": "canonical unit"},
                      rows=records(out),
-                     normalised=_normalised(svc, entity, (b0, b1), (start, end), float(previous["tce"].sum()),
-                                            float(current["tce"].sum())))
+                     normalised=_normalised(svc, scope, entity, (b0, b1), (start, end),
+                                            float(previous["tce"].sum()), float(current["tce"].sum())))
 
 
 def _output(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[tuple[str, str], float]:
@@ -180,22 +181,29 @@ def _output(svc, entity: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[tu
     return {k: float(v) for k, v in f.groupby(["product", "product_unit"])["quantity"].sum().items()}
 
 
-def _normalised(svc, entity: str, base: tuple, current: tuple, energy_base: float, energy_current: float) -> dict:
-    """The comparison at the base period's output, when one product was recorded in both periods."""
+def _normalised(svc, scope: str | None, entity: str, base: tuple, current: tuple, energy_base: float,
+                energy_current: float) -> dict:
+    """The comparison at the base period's output (one product recorded in both periods) and at its weather."""
+    def energy_daily(lo: pd.Timestamp, hi: pd.Timestamp) -> pd.Series:
+        rows = energy(svc, scope, lo, hi, period="day")
+        today = pd.Timestamp.now(tz=TZ).normalize()  # the day in progress is not a whole day of energy
+        return rows[rows["time"] < today].groupby("time")["tce"].sum() if not rows.empty else pd.Series(dtype=float)
+
+    weather, weather_note = weather_comparison(svc, energy_daily, base, current, energy_base, energy_current)
     out_b, out_c = _output(svc, entity, *base), _output(svc, entity, *current)
     common = sorted(set(out_b) & set(out_c))
-    weather = "no temperature points in the park model: no weather normalisation"
+    body = {"weather": weather, "weather_note": weather_note}
     if len(common) != 1 or len(out_b) != 1 or len(out_c) != 1:
         reason = ("no production records in both periods" if not common else
                   f"{len(set(out_b) | set(out_c))} products: no single output to normalise to")
-        return {"output": None, "output_note": reason, "weather": None, "weather_note": weather}
+        return {"output": None, "output_note": reason, **body}
     (product, unit), = common
     try:
         figures = output_normalised(energy_base, out_b[common[0]], energy_current, out_c[common[0]])
     except ValueError as exc:
-        return {"output": None, "output_note": str(exc), "weather": None, "weather_note": weather}
+        return {"output": None, "output_note": str(exc), **body}
     return {"output": {"product": product, "unit": unit, "base_output": out_b[common[0]],
-                       "current_output": out_c[common[0]], **figures}, "weather": None, "weather_note": weather}
+                       "current_output": out_c[common[0]], **figures}, "output_note": "", **body}
 
 
 def trend_body(svc, entity: str, end: pd.Timestamp, months: int) -> dict[str, Any]:

@@ -45,7 +45,8 @@ def openapi_spec() -> dict[str, Any]:
                                 "derived series, factor library, recalculation, offline inventories, production "
                                 "data. Every value comes with its unit; every carbon figure with its factors."},
         "paths": {**_series_paths(), **_factor_paths(), **_recalc_paths(), **_input_paths(),
-                  **_meter_paths(), **_quarantine_paths(), **_import_paths(), **_analysis_paths()},
+                  **_meter_paths(), **_quarantine_paths(), **_import_paths(), **_analysis_paths(),
+                  **_weather_paths()},
         "components": {"schemas": _component_schemas(defs, inv, factor)},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas
@@ -270,6 +271,24 @@ def _import_paths() -> dict[str, Any]:
     }
 
 
+def _weather_paths() -> dict[str, Any]:
+    """Weather observations of the park's stations (docs/analysis.md §3, "Weather")."""
+    rows = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"rows": {"type": "array", "items": {"$ref": "#/components/schemas/WeatherRow"}}}}}}}
+    return {
+        "/api/v1/weather": {
+            **_get("a station's daily mean temperature and heating/cooling degree days (HDD, CDD) over the range",
+                   [_q("station", "station id (default: the park model's reference station)"), _START, _END]),
+            "post": {"summary": "record hourly weather observations (all rows or none)", "requestBody": rows,
+                     "responses": {"201": {"description": "accepted batch"}, "404": _ERROR, "422": _ERROR}}},
+        "/api/v1/weather/import": {"post": {
+            "summary": "import weather observations from a CSV or XLSX file (all rows or none)",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+            "responses": {"201": {"description": "accepted batch"}, "404": _ERROR, "422": _ERROR}}},
+    }
+
+
 def _component_schemas(defs: dict[str, Any], inv: dict[str, Any], factor: dict[str, Any]) -> dict[str, Any]:
     """The pydantic definitions, the inventory and factor schemas, the data rows and the error body."""
     return {
@@ -297,6 +316,12 @@ def _component_schemas(defs: dict[str, Any], inv: dict[str, Any], factor: dict[s
                                     "reference": {"type": "string"}, "kwh": {"type": "number", "minimum": 0},
                                     "certificates": {"type": "number", "minimum": 0,
                                                      "description": "GECs, 1 000 kWh each"}}},
+        "WeatherRow": {"type": "object", "required": ["station", "time"], "properties": {
+            "station": {"type": "string"},
+            "time": {"type": "string", "format": "date-time", "description": "without an offset: Asia/Shanghai"},
+            "air_temperature": {"type": "number", "minimum": -60, "maximum": 60, "description": "[°C]"},
+            "ghi": {"type": "number", "minimum": 0, "maximum": 1500,
+                    "description": "global horizontal irradiance [W/m²]"}}},
         "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
             "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
             "field": {"type": "string"},

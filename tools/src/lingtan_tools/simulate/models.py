@@ -126,6 +126,7 @@ class ParkRates:
         self._clouds = NoiseStream(weather, tau_s=1200.0)
         self._wind = NoiseStream(weather, tau_s=3600.0)
         self._soc: dict[str, float] = {}
+        self._temperature: np.ndarray = np.zeros(0)
         self._plants = self._group_plants()
         # sub-meters (``parent``): a parent reads its own simulated use plus its children, deepest first
         self.children: dict[str, list[Meter]] = defaultdict(list)
@@ -170,6 +171,7 @@ class ParkRates:
         n = len(times)
         out: dict[ChannelKey, np.ndarray] = {key: np.zeros(n) for key in self.channels}
         weather = self._weather(times)
+        self._temperature = weather["air_temperature"]  # the loads of this chunk follow it (_load)
         coupled = {m.id for p in self._plants for m in p.meters}
         for m in self.meters:
             sim = m.simulation
@@ -201,6 +203,7 @@ class ParkRates:
             "clearsky": cs,
             "clearness": physics.clearness_index(self._clouds.draw(n, self.step_s)),
             "wind_z": self._wind.draw(n, self.step_s),
+            "air_temperature": physics.air_temperature(times, self.seed),
         }
 
     def _single(self, m: Meter, times: pd.DatetimeIndex, weather: dict) -> np.ndarray:
@@ -224,7 +227,7 @@ class ParkRates:
 
     def _load(self, meter_id: str, capacity: float, p: dict[str, float | str], times: pd.DatetimeIndex, base: float = 0.3) -> np.ndarray:
         nwf = p.get("non_workday_factor")
-        return physics.load_power(
+        demand = physics.load_power(
             times,
             capacity,
             base=_f(p, "base", base),
@@ -233,6 +236,11 @@ class ParkRates:
             noise=_f(p, "noise", 0.03) * self.noise(meter_id).draw(len(times), self.step_s),
             non_workday_factor=None if nwf is None else float(nwf),
         )
+        if "cooling_gain" not in p and "heating_gain" not in p:
+            return demand
+        factor = physics.temperature_factor(self._temperature, _f(p, "cooling_gain", 0.0), _f(p, "cooling_base", 22.0),
+                                            _f(p, "heating_gain", 0.0), _f(p, "heating_base", 14.0))
+        return np.minimum(demand * factor, capacity)  # a plant cannot take more than its rating
 
     def _children_rate(self, meter_id: str, rates: dict[ChannelKey, np.ndarray], n: int) -> np.ndarray:
         """Sum of the ``main`` rates of a meter's sub-meters (zero without any)."""

@@ -309,6 +309,65 @@ def wind_power(speed: ArrayLike, capacity: float, cut_in: float = 3.0, rated: fl
     return np.where(v < cut_in, 0.0, np.where(v < rated, ramp, np.where(v < cut_out, capacity, 0.0)))
 
 
+# --------------------------------------------------------------------------- air temperature
+
+#: the demo climate, made to resemble southern Jiangsu (Suzhou/Wuxi): annual mean ≈ 16.5 °C, January
+#: ≈ 4 °C and July ≈ 29 °C, coldest around 20 January, a daily range of about 7–8 °C peaking
+#: mid-afternoon. Simulation values chosen to look like the region's climate, not taken from a
+#: reference climate table; do not use them as climate data (docs/simulator.md).
+SOUTH_JIANGSU_CLIMATE = {"annual_mean": 16.5, "annual_amplitude": 12.5, "coldest_day": 20.0,
+                         "diurnal_amplitude": 3.8, "warmest_hour": 14.5, "synoptic_std": 2.5}
+#: periods [d] of the synoptic (weather-system) swings: passing fronts take 3 to 15 days
+SYNOPTIC_PERIODS_D = (2.7, 4.3, 6.1, 9.7, 15.3)
+
+
+def air_temperature(times: pd.DatetimeIndex, seed: int = 1, climate: dict[str, float] | None = None) -> np.ndarray:
+    """Outdoor air temperature [°C]: season + day + weather systems, a deterministic function of time.
+
+    .. math:: T = \\bar T - A_y \\cos(2\\pi (d - d_0) / 365.25) + A_d \\cos(2\\pi (h - h_0) / 24)
+              + \\sum_k a_k \\sin(2\\pi t / P_k + \\varphi_k)
+
+    ``d`` is the day of the year and ``h`` the local hour; the synoptic terms have the periods of
+    :data:`SYNOPTIC_PERIODS_D`, equal amplitudes giving a standard deviation of
+    ``synoptic_std`` [K], and phases drawn from ``seed``. Being a function of time alone, the same
+    instant gives the same temperature whatever chunk it is computed in, so the loads that
+    follow it and the weather feed that reports it agree.
+
+    Parameters
+    ----------
+    times : pandas.DatetimeIndex
+        Local (time-zone aware) timestamps.
+    seed : int
+        Seed of the synoptic phases.
+    climate : dict, optional
+        Overrides of :data:`SOUTH_JIANGSU_CLIMATE`.
+    """
+    c = {**SOUTH_JIANGSU_CLIMATE, **(climate or {})}
+    doy = np.asarray(times.dayofyear - 1 + (times.hour + times.minute / 60.0) / 24.0, dtype=float)
+    hour = np.asarray(times.hour + times.minute / 60.0 + times.second / 3600.0, dtype=float)
+    days = np.asarray(times.asi8, dtype=float) / 86_400e9
+    phases = np.random.default_rng([seed, 0x7E4D]).uniform(0.0, 2.0 * math.pi, len(SYNOPTIC_PERIODS_D))
+    amplitude = c["synoptic_std"] * math.sqrt(2.0 / len(SYNOPTIC_PERIODS_D))  # each sine has variance a²/2
+    synoptic = sum(amplitude * np.sin(2.0 * math.pi * days / p + ph) for p, ph in zip(SYNOPTIC_PERIODS_D, phases,
+                                                                                       strict=True))
+    return (c["annual_mean"] - c["annual_amplitude"] * np.cos(2.0 * math.pi * (doy - c["coldest_day"]) / 365.25)
+            + c["diurnal_amplitude"] * np.cos(2.0 * math.pi * (hour - c["warmest_hour"]) / 24.0) + synoptic)
+
+
+def temperature_factor(temperature: ArrayLike, cooling_gain: float = 0.0, cooling_base: float = 22.0,
+                       heating_gain: float = 0.0, heating_base: float = 14.0) -> np.ndarray:
+    """Multiplier of a load's demand for heating or cooling [-].
+
+    ``1 + g_c·max(T − T_c, 0) + g_h·max(T_h − T, 0)``: a chiller or air-conditioned building
+    takes ``cooling_gain`` [1/K] more per kelvin above ``cooling_base`` [°C], a heated one
+    ``heating_gain`` [1/K] more per kelvin below ``heating_base`` [°C]. The bases sit inside the
+    GB 50176 degree-day bases (18 °C / 26 °C) because internal gains and the building envelope
+    shift where plant actually starts.
+    """
+    t = np.asarray(temperature, dtype=float)
+    return 1.0 + cooling_gain * np.clip(t - cooling_base, 0.0, None) + heating_gain * np.clip(heating_base - t, 0.0, None)
+
+
 # --------------------------------------------------------------------------- loads
 
 _H = np.arange(25, dtype=float)

@@ -31,6 +31,7 @@ from lingtan_collectors.plugins import plugin
 from lingtan_tools.simulate.emitlog import EmissionLog
 from lingtan_tools.simulate.engine import Engine
 from lingtan_tools.simulate.faults import Fault, FaultBook, FaultKind
+from lingtan_tools.simulate.weather_feed import WeatherFeed
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class Simulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall0 = 0.0
         self.lag_ticks = 0  # ticks skipped (computed but not published) because the loop fell behind
+        self.weather = WeatherFeed(park, settings, seed=seed)
+        self._weather_task: asyncio.Task[int] | None = None
 
     def _build_servers(self, protocols: Set[str], history_count: int) -> list[ParkSimServer]:
         """One server per protocol and endpoint: simulated devices that share a socket share a server."""
@@ -175,6 +178,10 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._weather_task is not None:  # a post in flight finishes (at most its HTTP timeout)
+            with contextlib.suppress(Exception):
+                await self._weather_task
+            self._weather_task = None
         self.save_counters()
         for server in reversed(self.servers):
             await server.stop()
@@ -209,7 +216,16 @@ class Simulator:
                 await self._publish(target)
             except Exception:
                 log.exception("publishing tick %d failed", target)
+            self._feed_weather()
             k = target + 1
+
+    def _feed_weather(self) -> None:
+        """Start posting the hours the weather feed owes, in a worker thread, one post at a time."""
+        if self._weather_task is not None and not self._weather_task.done():
+            return
+        if self.weather.due(self.engine.time_at(self.tick)):
+            self._weather_task = asyncio.create_task(asyncio.to_thread(self.weather.step, self.engine.time_at(self.tick)),
+                                                     name="lingtan-weather-feed")
 
     async def _publish(self, k: int) -> None:
         self.tick = k

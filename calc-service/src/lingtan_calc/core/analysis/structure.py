@@ -127,20 +127,6 @@ def output_normalised(energy_base: float, output_base: float, energy_current: fl
             "normalised_change_ratio": (normalised - energy_base) / energy_base if energy_base else float("nan")}
 
 
-def degree_day_normalised(energy_current: float, degree_days_current: float, degree_days_base: float,
-                          weather_share: float) -> float:
-    """The current period's energy at the base period's weather [same unit as ``energy_current``].
-
-    Only the weather-dependent share (``weather_share``, 0..1, e.g. from a regression of energy
-    on degree days) scales with the degree days: E × (1 − s) + E × s × DD_base / DD_current.
-    """
-    if not 0.0 <= weather_share <= 1.0:
-        raise ValueError(f"weather_share {weather_share} is not within 0..1")
-    if degree_days_current <= 0:
-        raise ValueError(f"degree days of the current period must be > 0, got {degree_days_current}")
-    return energy_current * (1.0 - weather_share) + energy_current * weather_share * degree_days_base / degree_days_current
-
-
 def trend(monthly: pd.Series) -> dict[str, float]:
     """The least-squares trend of a monthly series (e.g. 12 months of tce).
 
