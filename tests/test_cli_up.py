@@ -76,6 +76,7 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
             r = requests.get(f"{api}/carbon", params={"entity": e["id"], "period": "day"}, timeout=10)
             assert r.status_code == 200 and r.json()["rows"], (e["id"], r.text)
         _simulated_weather_arrives(api)
+        _backfilled_history_and_forecasts(api)
         _portal_shows_live_data(portal, otp, state / "pki" / "ca.crt")
         plain = requests.get(f"http://localhost:{env['LINGTAN_PROXY_HTTP_PORT']}/overview", allow_redirects=False,
                              timeout=10)
@@ -104,6 +105,24 @@ def _simulated_weather_arrives(api: str) -> None:
     assert body["days_with_data"] >= 6, body  # the week before the first hour, whole days of it
     temps = [r["air_temperature"] for r in body["rows"]]
     assert all(-15.0 < t < 42.0 for t in temps), temps  # the demo climate of southern Jiangsu
+
+
+def _backfilled_history_and_forecasts(api: str) -> None:
+    """Behind the first live readings the simulator writes 60 days of history; the calc-service
+    accounts them and issues the day's forecasts from them (docs/simulator.md, docs/forecast.md)."""
+    deadline, body = time.monotonic() + 420, {}
+    while time.monotonic() < deadline and "harmonic_arima" not in body.get("models", {}):
+        time.sleep(10)
+        body = requests.get(f"{api}/forecast", params={"entity": "park"}, timeout=30).json()
+    assert len(body["models"]["harmonic_arima"]) >= 48, body
+    today = pd.Timestamp.now(tz="Asia/Shanghai").normalize()
+    days = requests.get(f"{api}/energy", params={"entity": "park", "period": "day",
+                                                 "start": (today - pd.Timedelta(days=62)).isoformat(),
+                                                 "end": today.isoformat()}, timeout=30).json()["rows"]
+    assert len(days) >= 58 and all(d["comprehensive_tce"] > 0 for d in days), days
+    outturn = requests.get(f"{api}/forecast/outturn", params={"entity": "park"}, timeout=30).json()["outturn"]
+    month = next(r for r in outturn if r["quantity"] == "energy_tce" and r["period"] == "month")
+    assert month["lower"] <= month["projected"] <= month["upper"] and month["projected"] > month["actual_to_date"]
 
 
 def _hourly_bounds() -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from lingtan.workdays import is_workday
 from lingtan_calc.core.analysis.balance import (
     balance_table,
     balance_warnings,
@@ -17,7 +18,7 @@ from lingtan_calc.core.analysis.balance import (
     closure,
     conversion_losses,
 )
-from lingtan_calc.core.analysis.efficiency import conversion_efficiencies, is_workday, load_kpis
+from lingtan_calc.core.analysis.efficiency import conversion_efficiencies, load_kpis
 
 E, G, H = 0.1229e-3, 1.2143e-3, 34.12e-3  # tce per kWh, per m3, per GJ
 

@@ -342,7 +342,7 @@ def _hourly_counters(counters: pd.DataFrame, by_id: dict[str, PointRef], start: 
     capacity = np.array([rated_capacity(r.meter) for r in refs])
     steps = np.array([register_step(r) for r in refs])
     hourly, events = counter_deltas_wide(first, moduli, capacity, steps)
-    hours = np.diff(first.index.asi8)[:, None] / 3.6e12  # a bridged gap may deliver in proportion
+    hours = np.diff(first.index.as_unit("ns").asi8)[:, None] / 3.6e12  # a bridged gap may deliver in proportion
     limits = consumption_limit(capacity[None, :], hours, steps[None, :])
     with np.errstate(invalid="ignore"):
         bad = (events.to_numpy() != 0) | (hourly.to_numpy() > limits)

@@ -4,7 +4,8 @@
 database and, unless told otherwise, starts the scheduler (:mod:`lingtan_calc.service.scheduler`).
 Blueprints: :mod:`lingtan_calc.service.api` (``/api/v1/...``), :mod:`lingtan_calc.service.api_meters`
 (``/api/v1/meters``, ``/api/v1/quarantine``) and :mod:`lingtan_calc.service.api_analysis`
-(``/api/v1/analysis/...``), :mod:`lingtan_calc.service.api_weather` (``/api/v1/weather``). Run it with ``lingtan calc serve``.
+(``/api/v1/analysis/...``), :mod:`lingtan_calc.service.api_weather` (``/api/v1/weather``), :mod:`lingtan_calc.service.api_forecast`
+(``/api/v1/forecast``). Run it with ``lingtan calc serve``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lingtan_calc.core.accounting.factors import FactorNotFound
 from lingtan_calc.service.api import bp as api_bp
 from lingtan_calc.service.api_analysis import bp as analysis_bp
 from lingtan_calc.service.api_balance import bp as balance_bp
+from lingtan_calc.service.api_forecast import bp as forecast_bp
 from lingtan_calc.service.api_meters import bp as meters_bp
 from lingtan_calc.service.api_recommendations import bp as recommendations_bp
 from lingtan_calc.service.api_reports import bp as reports_bp
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     app.register_blueprint(recommendations_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(weather_bp)
+    app.register_blueprint(forecast_bp)
 
     register_json_errors(app)
 

@@ -7,7 +7,8 @@ Schedule (every ``calc_interval_s``, 60 s by default):
   be on their way);
 * every 15 minutes, the last 6 hours (a collector's disk buffer replays late data in order;
   six hours of recomputation covers an InfluxDB or network outage of that length);
-* once a day after 00:15, the two previous days.
+* once a day after 00:15, the two previous days; then the day's forecasts (docs/forecast.md),
+  the recommendations and the scheduled reports.
 
 Longer outages, and any range a user picks, are recalculated on demand
 (``POST /api/v1/recalc``); a factor change recalculates the periods it applies to. Every
@@ -46,7 +47,7 @@ from lingtan_calc.adapters.store import (
 from lingtan_calc.core.accounting.factors import FactorLibrary, load_factor_file
 from lingtan_calc.core.analysis.limits import default_limits, load_limit_file, merge_limits
 from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
-from lingtan_calc.service import report_mail, reports
+from lingtan_calc.service import forecast, report_mail, reports
 from lingtan_calc.service.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan_calc.service.recommend import evaluate as evaluate_recommendations
 
@@ -246,7 +247,9 @@ class CalcService:
             day, self._recommend_after = self._recommend_after, None
             # the reports come after the recommendations, which they list; a failure of one (InfluxDB
             # down, a factor missing) is logged and does not keep the other from running
-            for what, daily in (("recommendations", evaluate_recommendations), ("reports", reports.scheduled)):
+            # the forecasts first: the day's budget projections and warnings read them (docs/forecast.md)
+            for what, daily in (("forecasts", forecast.daily), ("recommendations", evaluate_recommendations),
+                                ("reports", reports.scheduled)):
                 try:
                     daily(self, day)
                 except Exception:

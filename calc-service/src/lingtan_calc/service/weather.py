@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from lingtan.errors import ApiError
+from lingtan.workdays import is_workday
 from lingtan_calc.adapters.weather_store import latest_observation, weather_frame
 from lingtan_calc.core.analysis.weather import (
     MIN_COVERAGE,
@@ -75,16 +76,8 @@ def _coverage(days: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> flo
 
 
 def _workdays(index: pd.DatetimeIndex) -> pd.Series:
-    """Chinese working days (public holidays and make-up workdays, chinesecalendar); Mon–Fri beyond its years."""
-    import chinese_calendar
-
-    def worked(day) -> bool:
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return day.weekday() < 5
-
-    return pd.Series([worked(t.date()) for t in index], index=index, dtype=bool)
+    """Chinese working days (public holidays and make-up workdays) of the days in ``index``."""
+    return pd.Series(is_workday(index), index=index, dtype=bool)
 
 
 def weather_comparison(svc, energy_daily, base: tuple, current: tuple, energy_base: float,

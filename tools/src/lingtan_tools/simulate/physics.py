@@ -17,8 +17,8 @@ re-exported here.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ import pvlib
 from scipy.signal import lfilter
 from scipy.special import gamma, ndtr
 
+from lingtan.workdays import is_workday  # noqa: F401  (re-exported: the loads follow it)
 from lingtan_tools.simulate.plants import (  # noqa: F401  (re-exported: physics is the one place to look)
     DIESEL_NCV_KWH_PER_L,
     FLAT,
@@ -345,7 +346,7 @@ def air_temperature(times: pd.DatetimeIndex, seed: int = 1, climate: dict[str, f
     c = {**SOUTH_JIANGSU_CLIMATE, **(climate or {})}
     doy = np.asarray(times.dayofyear - 1 + (times.hour + times.minute / 60.0) / 24.0, dtype=float)
     hour = np.asarray(times.hour + times.minute / 60.0 + times.second / 3600.0, dtype=float)
-    days = np.asarray(times.asi8, dtype=float) / 86_400e9
+    days = np.asarray(times.as_unit("ns").asi8, dtype=float) / 86_400e9
     phases = np.random.default_rng([seed, 0x7E4D]).uniform(0.0, 2.0 * math.pi, len(SYNOPTIC_PERIODS_D))
     amplitude = c["synoptic_std"] * math.sqrt(2.0 / len(SYNOPTIC_PERIODS_D))  # each sine has variance a²/2
     synoptic = sum(amplitude * np.sin(2.0 * math.pi * days / p + ph) for p, ph in zip(SYNOPTIC_PERIODS_D, phases,
@@ -419,38 +420,51 @@ def shift_activity(hour: ArrayLike, shift: str) -> np.ndarray:
     return np.interp(np.asarray(hour, dtype=float), _H, knots)
 
 
-def is_workday(dates: pd.DatetimeIndex | list[dt.date]) -> np.ndarray:
-    """Chinese working days, with public holidays and make-up workdays (调休).
+#: terms of the moving average behind :func:`production_variation` (φ^15 < 1 % at τ = 3 d)
+VARIATION_TERMS = 15
+
+
+def production_variation(times: pd.DatetimeIndex, seed: int, name: str, sigma: float = 0.06,
+                         tau_days: float = 3.0) -> np.ndarray:
+    """Day-to-day multiplier of a load's production activity [-]: orders, product mix, maintenance.
+
+    Each local day ``d`` has a level :math:`v_d = \\sum_{j<J} \varphi^j \varepsilon_{d-j} /
+    \\sqrt{\\sum_j \varphi^{2j}}` with :math:`\varphi = e^{-1/\tau}` and standard-normal
+    :math:`\varepsilon_d` drawn from ``(seed, name, d)``: a unit-variance process whose
+    day-to-day correlation is that of an AR(1) with correlation time ``tau_days``, and a function
+    of the date alone, so that a backfilled history and the live simulator agree on every day.
+    Between the days' noons the level is interpolated linearly (no jump at midnight). The result is
+    ``1 + sigma * v``, clipped to [0.5, 1.5].
 
     Parameters
     ----------
-    dates : pandas.DatetimeIndex or list of datetime.date
-        Local dates.
-
-    Returns
-    -------
-    numpy.ndarray of bool
-        ``chinese_calendar.is_workday`` for each date; for years the package does not
-        know (it raises NotImplementedError) Monday to Friday.
-
-    References
-    ----------
-    .. [1] 国务院办公厅关于部分节假日安排的通知 (State Council holiday notices), as
-       tabulated by the ``chinesecalendar`` package.
+    times : pandas.DatetimeIndex
+        Local (time-zone aware) timestamps.
+    seed : int
+        Seed of the simulation.
+    name : str
+        What varies (a meter id, or ``"park"`` for the swing all enterprises share).
+    sigma : float, default 0.06
+        Standard deviation of the daily level [-]; 0 gives ones.
+    tau_days : float, default 3.0
+        Correlation time [d].
     """
-    import chinese_calendar
-
-    days = [d.date() if isinstance(d, dt.datetime | pd.Timestamp) else d for d in dates]
-    cache: dict[dt.date, bool] = {}
-    out = np.empty(len(days), dtype=bool)
-    for i, day in enumerate(days):
-        if day not in cache:
-            try:
-                cache[day] = bool(chinese_calendar.is_workday(day))
-            except NotImplementedError:
-                cache[day] = day.weekday() < 5
-        out[i] = cache[day]
-    return out
+    n = len(times)
+    if sigma == 0.0 or n == 0:
+        return np.ones(n)
+    wall_days = np.asarray(times.tz_localize(None).as_unit("ns").asi8, dtype=float) / 86_400e9 - 0.5  # 0 at a noon
+    day0 = np.floor(wall_days).astype(np.int64)
+    frac = wall_days - day0
+    first, last = int(day0.min()) - VARIATION_TERMS + 1, int(day0.max()) + 1
+    key = zlib.crc32(name.encode())
+    eps = np.array([np.random.default_rng([seed & 0xFFFFFFFF, key, d & 0xFFFFFFFF]).standard_normal()
+                    for d in range(first, last + 1)])
+    phi = math.exp(-1.0 / tau_days)
+    weights = phi ** np.arange(VARIATION_TERMS)
+    levels = np.convolve(eps, weights, mode="valid") / math.sqrt(float(np.sum(weights ** 2)))  # days first+J-1 .. last
+    at = day0 - (first + VARIATION_TERMS - 1)
+    level = levels[at] * (1.0 - frac) + levels[at + 1] * frac
+    return np.clip(1.0 + sigma * level, 0.5, 1.5)
 
 
 def load_power(
@@ -461,6 +475,7 @@ def load_power(
     peak: float = 0.9,
     noise: ArrayLike = 0.0,
     non_workday_factor: float | None = None,
+    variation: ArrayLike = 1.0,
 ) -> np.ndarray:
     """Demand of a production line, building or utility from its shift pattern.
 
@@ -481,17 +496,20 @@ def load_power(
     non_workday_factor : float, optional
         Activity left on weekends and public holidays; default
         :data:`NON_WORKDAY_FACTOR` of the shift.
+    variation : array-like, default 1
+        Day-to-day multiplier of the activity, see :func:`production_variation` [-].
 
     Returns
     -------
     numpy.ndarray
-        :math:`C \\cdot \\mathrm{clip}((b + (p - b)\\,a(h)\\,f_d)(1 + n), 0, 1)` where
-        :math:`a(h)` is the shift activity and :math:`f_d` is 1 on working days
-        (including make-up workdays) and ``non_workday_factor`` otherwise [same unit as capacity].
+        :math:`C \\cdot \\mathrm{clip}((b + (p - b)\\,a(h)\\,f_d\\,v)(1 + n), 0, 1)` where
+        :math:`a(h)` is the shift activity, :math:`f_d` is 1 on working days
+        (including make-up workdays) and ``non_workday_factor`` otherwise, and :math:`v` the
+        ``variation`` [same unit as capacity].
     """
     hour = times.hour + times.minute / 60.0 + times.second / 3600.0
     activity = shift_activity(np.asarray(hour), shift)
     factor = NON_WORKDAY_FACTOR[shift] if non_workday_factor is None else non_workday_factor
     day = np.where(is_workday(times), 1.0, factor)
-    level = (base + (peak - base) * activity * day) * (1.0 + np.asarray(noise, dtype=float))
+    level = (base + (peak - base) * activity * day * np.asarray(variation, dtype=float)) * (1.0 + np.asarray(noise, dtype=float))
     return capacity * np.clip(level, 0.0, 1.0)

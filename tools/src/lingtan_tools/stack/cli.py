@@ -59,7 +59,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                              admin_password=settings.influx_password):
         log.debug(entry)
     print(f"  influx     database {settings.influx_db!r} initialised (retention policies, continuous queries)")
-    children = _child_specs(settings, state_dir, args.seed)
+    children = _child_specs(settings, state_dir, args.seed, args.backfill)
     admin_password = _ensure_ca_and_first_admin(settings, state_dir, park)
     sup = ProcessSupervisor(state_dir, children)
     pid = sup.spawn_daemon([*_lingtan_argv(), "supervise", "--state-dir", str(state_dir)])
@@ -84,14 +84,19 @@ def _start_local_servers(state_dir: Path, settings: Settings) -> None:
         raise SystemExit(f"lingtan up: {exc}") from None
 
 
-def _child_specs(settings: Settings, state_dir: Path, seed: int) -> list[ChildSpec]:
-    """The processes the supervisor keeps running: simulator, collectors, calc-service, auth-proxy (and redirect)."""
+def _child_specs(settings: Settings, state_dir: Path, seed: int, backfill: str = "0") -> list[ChildSpec]:
+    """The processes the supervisor keeps running: simulator, collectors, calc-service, auth-proxy (and redirect).
+
+    The simulator first writes ``backfill`` of history before the park's first stored reading (a
+    no-op once the history is there), so that a fresh demo has forecasts and comparisons to show.
+    """
     from lingtan_collectors.protocols import protocol_folders
     from lingtan_tools.stack.services import ChildSpec
 
     env = {"LINGTAN_STATE_DIR": str(state_dir), "LINGTAN_PARK_FILE": str(Path(settings.park_file).absolute())}
     base = _lingtan_argv()
-    children = [ChildSpec("simulator", [*base, "simulate", "--seed", str(seed)], env=env)]
+    simulate = [*base, "simulate", "--seed", str(seed)] + (["--backfill", backfill] if backfill not in ("", "0") else [])
+    children = [ChildSpec("simulator", simulate, env=env)]
     children += [ChildSpec(f"collector-{p}", [*base, "collect", "--protocol", p], env=env)
                  for p in protocol_folders()]
     children.append(ChildSpec("calc-service", [*base, "calc", "serve"], env=env))
@@ -179,6 +184,8 @@ def register(sub, nested) -> None:
     sp = nested(sub, "up", cmd_up, "start influxd, mosquitto, the simulators and collectors of the demo park")
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for fresh data of every point")
+    sp.add_argument("--backfill", default="60d",
+                    help="simulated history to write before the first stored reading (default 60d; 0: none)")
     nested(sub, "down", cmd_down, "stop everything `lingtan up` started")
     sp = nested(sub, "status", cmd_status, "show each process, whether it is up and when it last wrote")
     sp.add_argument("--json", action="store_true")

@@ -98,7 +98,7 @@ def counter_deltas(readings: pd.Series, modulus: float | None = None, *, capacit
         return _empty_deltas(s.index)
     floor = 0.0
     if capacity is not None:
-        floor = counters.reset_floor(capacity, np.diff(s.index.asi8) / 3.6e12, step)
+        floor = counters.reset_floor(capacity, np.diff(s.index.as_unit("ns").asi8) / 3.6e12, step)
     delta, code = counters.step_consumption(values[:-1], values[1:], modulus, floor)
     out = pd.DataFrame({"start": s.index[:-1], "delta": delta, "event": counters.EVENT_NAMES[code]},
                        index=s.index[1:])
@@ -148,7 +148,7 @@ def rate_deltas(rates: pd.Series, max_gap: pd.Timedelta | str = "15min") -> pd.D
     if len(s) < 2:
         return _empty_deltas(s.index)
     values = s.to_numpy()
-    seconds = np.diff(s.index.asi8) / 1e9
+    seconds = np.diff(s.index.as_unit("ns").asi8) / 1e9
     hours = seconds / 3600.0
     delta = (values[1:] + values[:-1]) / 2.0 * hours
     gap = seconds > max_gap.total_seconds()

@@ -19,11 +19,10 @@ heat_exchanger     output / input [tce/tce]
 
 from __future__ import annotations
 
-import datetime as dt
-
-import chinese_calendar
 import numpy as np
 import pandas as pd
+
+from lingtan.workdays import is_workday
 
 KWH_PER_GJ = 1e6 / 3600.0
 HEAT_CARRIERS = frozenset({"steam", "heat"})
@@ -69,19 +68,6 @@ def conversion_efficiencies(flows: pd.DataFrame, nodes: pd.DataFrame) -> pd.Data
         figures = node_efficiency(node.kind, inflows, outflows)
         rows.append({"node": node.id, "node_name": node.name, "kind": node.kind, **figures})
     return pd.DataFrame(rows)
-
-
-def is_workday(days: pd.DatetimeIndex) -> np.ndarray:
-    """True for Chinese working days: Monday to Friday except public holidays, plus make-up workdays
-    (调休) on weekends (the State Council's annual holiday notice, as published in chinesecalendar)."""
-    out = np.empty(len(days), dtype=bool)
-    for i, day in enumerate(days):
-        d = dt.date(day.year, day.month, day.day)
-        try:
-            out[i] = chinese_calendar.is_workday(d)
-        except NotImplementedError:  # a year the package has no notice for: weekdays only
-            out[i] = d.weekday() < 5
-    return out
 
 
 def load_kpis(hourly_kwh: pd.Series) -> dict[str, float]:
