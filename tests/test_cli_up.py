@@ -72,8 +72,11 @@ def test_up_brings_every_point_in_within_60_s_then_status_and_down(tmp_path):
                 time.sleep(5)
         assert rows and rows[-1]["comprehensive_tce"] > 0, rows
         entities = requests.get(f"{api}/entities", timeout=10).json()
-        for e in entities:
-            r = requests.get(f"{api}/carbon", params={"entity": e["id"], "period": "day"}, timeout=10)
+        for e in entities:  # the days come once the calc-service has accounted the backfilled history
+            deadline, r = time.monotonic() + 300, None
+            while time.monotonic() < deadline and not (r is not None and r.status_code == 200 and r.json()["rows"]):
+                time.sleep(0 if r is None else 5)
+                r = requests.get(f"{api}/carbon", params={"entity": e["id"], "period": "day"}, timeout=30)
             assert r.status_code == 200 and r.json()["rows"], (e["id"], r.text)
         _simulated_weather_arrives(api)
         _backfilled_history_and_forecasts(api)
@@ -110,12 +113,16 @@ def _simulated_weather_arrives(api: str) -> None:
 def _backfilled_history_and_forecasts(api: str) -> None:
     """Behind the first live readings the simulator writes 60 days of history; the calc-service
     accounts them and issues the day's forecasts from them (docs/simulator.md, docs/forecast.md)."""
+    today = pd.Timestamp.now(tz="Asia/Shanghai").normalize()
+    tomorrow_last = (today + pd.Timedelta(hours=47)).isoformat()
     deadline, body = time.monotonic() + 420, {}
-    while time.monotonic() < deadline and "harmonic_arima" not in body.get("models", {}):
+    while time.monotonic() < deadline and not any(
+            r["time"] == tomorrow_last for r in body.get("models", {}).get("harmonic_arima", [])):
         time.sleep(10)
         body = requests.get(f"{api}/forecast", params={"entity": "park"}, timeout=30).json()
-    assert len(body["models"]["harmonic_arima"]) >= 48, body
-    today = pd.Timestamp.now(tz="Asia/Shanghai").normalize()
+    rows = body["models"]["harmonic_arima"]
+    assert len(rows) >= 48 and rows[-1]["time"] == tomorrow_last, body
+    assert all(r["lower"] <= r["mean"] <= r["upper"] and r["mean"] > 0 for r in rows), rows
     days = requests.get(f"{api}/energy", params={"entity": "park", "period": "day",
                                                  "start": (today - pd.Timedelta(days=62)).isoformat(),
                                                  "end": today.isoformat()}, timeout=30).json()["rows"]

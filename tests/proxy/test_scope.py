@@ -132,3 +132,20 @@ def test_weather_is_read_by_all_and_imported_park_wide(b_user, manager):
     r = manager.post("/calc/api/v1/weather", base_url=BASE, json={"rows": [row]},
                      headers={"X-CSRF-Token": session_csrf(manager)})
     assert r.status_code == 404 and r.json["error"]["code"] == "no_weather_station"
+
+
+def test_forecasts_are_read_per_entity_and_issued_park_wide(b_user, manager):
+    # an enterprise user reads its own forecast (none issued yet: empty models), not another's
+    r = b_user.get("/calc/api/v1/forecast?entity=B", base_url=BASE)
+    assert r.status_code == 200 and r.json["entity"] == "B" and r.json["models"] == {}
+    assert b_user.get("/calc/api/v1/forecast?entity=A", base_url=BASE).status_code == 403
+    assert b_user.get("/calc/api/v1/forecast/generation", base_url=BASE).status_code == 403
+    r = b_user.post("/calc/api/v1/forecast/backtest", base_url=BASE, json={"entity": "A", "days": 7},
+                    headers={"X-CSRF-Token": session_csrf(b_user)})
+    assert r.status_code == 403
+    r = b_user.post("/calc/api/v1/forecast/issue", base_url=BASE, json={},
+                    headers={"X-CSRF-Token": session_csrf(b_user)})
+    assert r.status_code == 403  # issuing is the park's
+    r = manager.post("/calc/api/v1/forecast/backtest", base_url=BASE, json={"entity": "B", "days": 7},
+                     headers={"X-CSRF-Token": session_csrf(manager)})
+    assert r.status_code == 422 and r.json["error"]["code"] == "no_history"

@@ -229,6 +229,11 @@ CALC_RULES = (
     # weather is the park's, not an enterprise's: anyone who reads data reads it; importing it is park-wide
     CalcRule("GET", re.compile(r"api/v1/weather"), "data.read", "none"),
     CalcRule("POST", re.compile(r"api/v1/weather(/import)?"), "data.import", "park", "weather.import"),
+    CalcRule("GET", re.compile(r"api/v1/forecast(/outturn)?"), "data.read", "entity"),
+    # the park's PV and wind output (its own meters, the park's generation plan): park-wide
+    CalcRule("GET", re.compile(r"api/v1/forecast/generation"), "data.read", "park"),
+    CalcRule("POST", re.compile(r"api/v1/forecast/issue"), "calc.recalc", "park", "forecast.issue"),
+    CalcRule("POST", re.compile(r"api/v1/forecast/backtest"), "data.read", "body_entity"),
     CalcRule("GET", re.compile(r"api/v1/recommendations"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/recommendations/\d+"), "data.read", "recommendation"),
     CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",

@@ -71,8 +71,9 @@ def issued_tag(origin: pd.Timestamp) -> str:
     return pd.Timestamp(origin).tz_convert(TZ).isoformat()
 
 
-def hourly_lines(measurement: str, tags: dict[str, str], frame: pd.DataFrame, origin: pd.Timestamp) -> list[str]:
-    """Lines of one hourly forecast (``mean``, ``lower``, ``upper`` per hour), archived and as ``latest``."""
+def hourly_lines(measurement: str, tags: dict[str, str], frame: pd.DataFrame, origin: pd.Timestamp,
+                 latest: bool = True) -> list[str]:
+    """Lines of one hourly forecast (``mean``, ``lower``, ``upper`` per hour), archived and (``latest``) as ``latest``."""
     names = HOURLY_FIELDS[measurement]
     out = []
     for t, row in frame.iterrows():
@@ -81,7 +82,7 @@ def hourly_lines(measurement: str, tags: dict[str, str], frame: pd.DataFrame, or
         if not fields:
             continue
         fields["lead_h"] = float((t - origin) / pd.Timedelta(hours=1))
-        for issued in (issued_tag(origin), LATEST):
+        for issued in (issued_tag(origin), LATEST) if latest else (issued_tag(origin),):
             out.append(line(measurement, {**tags, "issued": issued}, fields, int(pd.Timestamp(t).value)))
     return out
 

@@ -150,8 +150,10 @@ def outturns(svc, entity: str, now: pd.Timestamp) -> list[tuple[str, str, pd.Tim
     return out
 
 
-def issue(svc, origin: pd.Timestamp, *, now: pd.Timestamp | None = None, extras: bool = True) -> dict[str, Any]:
-    """Issue every forecast from ``origin`` (a local midnight); ``extras``: also generation and outturn.
+def issue(svc, origin: pd.Timestamp, *, now: pd.Timestamp | None = None, extras: bool = True,
+          latest: bool = True) -> dict[str, Any]:
+    """Issue every forecast from ``origin`` (a local midnight); ``extras``: also generation and outturn;
+    ``latest``: also as the newest forecast of its hours (not for an origin issued late).
 
     Returns what was written and, per entity and target, why a forecast was left out.
     """
@@ -165,7 +167,7 @@ def issue(svc, origin: pd.Timestamp, *, now: pd.Timestamp | None = None, extras:
             try:
                 for model, frame in forecast_target(svc, entity, target, origin).items():
                     tags = {"park": park_id, "entity": entity, "model": model, "horizon": "day_ahead"}
-                    lines += fs.hourly_lines(measurement, tags, frame, origin)
+                    lines += fs.hourly_lines(measurement, tags, frame, origin, latest)
             except NoHistory as exc:
                 skipped.append({"entity": entity, "target": target, "reason": exc.message})
         if extras:
@@ -260,7 +262,7 @@ def daily(svc, day: pd.Timestamp, now: pd.Timestamp | None = None) -> dict[str, 
     for back in range(CATCH_UP_DAYS, 0, -1):
         origin = day - pd.Timedelta(days=back)
         if fs.issued_tag(origin) not in done:
-            issue(svc, origin, extras=False)
+            issue(svc, origin, extras=False, latest=False)
     summary = issue(svc, day, now=now)
     summary["verification"] = verify(svc, now if now is not None else pd.Timestamp.now(tz=TZ))
     log.info("forecasts issued from %s: %d lines, %d left out, %.1f s", summary["issued"], summary["lines"],

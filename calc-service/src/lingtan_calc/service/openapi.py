@@ -46,7 +46,7 @@ def openapi_spec() -> dict[str, Any]:
                                 "data. Every value comes with its unit; every carbon figure with its factors."},
         "paths": {**_series_paths(), **_factor_paths(), **_recalc_paths(), **_input_paths(),
                   **_meter_paths(), **_quarantine_paths(), **_import_paths(), **_analysis_paths(),
-                  **_weather_paths()},
+                  **_weather_paths(), **_forecast_paths()},
         "components": {"schemas": _component_schemas(defs, inv, factor)},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas
@@ -286,6 +286,34 @@ def _weather_paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
             "responses": {"201": {"description": "accepted batch"}, "404": _ERROR, "422": _ERROR}}},
+    }
+
+
+def _forecast_paths() -> dict[str, Any]:
+    """Forecasts, their verification and backtests (docs/forecast.md)."""
+    target = _q("target", "what is forecast", enum=["load", "energy"], default="load")
+    window = "default: yesterday to the end of tomorrow"
+    body = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+        "entity": {"type": "string"}, "target": {"enum": ["load", "energy"]},
+        "days": {"type": "integer", "minimum": 1, "maximum": 120}}}}}}
+    created = {"201": {"description": "what was issued and what was left out, with the reason"}, "400": _ERROR}
+    return {
+        "/api/v1/forecast": _get("the newest hourly forecast per model (mean and 80 % interval) beside what was "
+                                 "counted, and the latest skill scores", [_ENTITY, target, _START, _END]),
+        "/api/v1/forecast/outturn": _get("the newest month-end and year-end outturn of energy [tce] and CO₂ [t] "
+                                         "with its 80 % interval", [_ENTITY]),
+        "/api/v1/forecast/generation": _get(f"the newest PV and wind output forecast per meter [kW] ({window})",
+                                            [_START, _END]),
+        "/api/v1/forecast/issue": {"post": {
+            "summary": "run the daily forecast pass now, or issue the load and energy forecasts from one past "
+                       "local midnight (`origin`)",
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "origin": {"type": "string", "description": "a local midnight, date or ISO 8601"}}}}}},
+            "responses": created}},
+        "/api/v1/forecast/backtest": {"post": {
+            "summary": "rolling-origin backtest of the day-ahead forecast (MAE, RMSE, NRMSE, NMBE, skill over "
+                       "previous-week persistence)", "requestBody": body,
+            "responses": {"200": {"description": "scores"}, "400": _ERROR, "404": _ERROR, "422": _ERROR}}},
     }
 
 

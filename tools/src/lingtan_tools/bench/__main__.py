@@ -95,7 +95,7 @@ def run_accounting(quick: bool, skip_influxql: bool = False) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lingtan_tools.bench")
     ap.add_argument("--quick", action="store_true", help="smaller runs (for a smoke test)")
-    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus,accounting,analysis,proxy")
+    ap.add_argument("--only", default="ingest,mqtt,opcua,modbus,accounting,analysis,proxy,forecast")
     ap.add_argument("--out", default="var/bench/latest.md")
     ap.add_argument("--skip-influxql", action="store_true",
                     help="accounting: do not run the (slow) InfluxQL reference aggregation")
@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         from lingtan_tools.bench.analysis import run_analysis
 
         rows += run_analysis(args.quick)
+    if "forecast" in wanted:
+        from lingtan_tools.bench.forecast import run_forecast
+
+        rows += run_forecast(args.quick)
     if "proxy" in wanted:
         from lingtan_tools.bench.proxy import run_proxy
 
