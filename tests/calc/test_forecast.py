@@ -125,8 +125,11 @@ def test_outturn_interval_grows_with_correlated_errors() -> None:
     assert out["upper"] - out["projected"] == pytest.approx(1.2815515655446004 * expected)
     with pytest.raises(ValueError, match="at least 14"):
         outturn.outturn(0.0, daily.iloc[:10], rest)
-    with pytest.raises(ValueError, match="≥ 0"):
-        outturn.outturn(-1.0, daily, rest)
+    with pytest.raises(ValueError, match="finite"):
+        outturn.outturn(float("nan"), daily, rest)
+    # a net supplier (deliveries above its intake) projects a negative outturn, not an error
+    supplier = outturn.outturn(-50.0, -daily, rest)
+    assert supplier["projected"] == pytest.approx(-50.0 - out["forecast_rest"])
 
 
 def test_pv_forecast_is_clear_sky_times_the_recent_clearness() -> None:

@@ -65,20 +65,22 @@ def outturn(to_date: float, daily: pd.Series, remaining: pd.Series) -> dict[str,
         ``actual_to_date``, ``forecast_rest``, ``projected``, ``lower``, ``upper`` [unit] and
         ``sd`` (standard deviation of the rest) [unit].
     """
-    if to_date < 0 or not np.isfinite(to_date):
-        raise ValueError(f"the amount to date must be a finite number ≥ 0, got {to_date}")
+    # an entity that passes on more than it takes in (an energy-service company delivering its CHP
+    # power and steam to tenants) has a negative net figure (docs/accounting.md §2): allowed
+    if not np.isfinite(to_date):
+        raise ValueError(f"the amount to date must be a finite number, got {to_date}")
     model = fit_daily(daily)
     w = remaining.to_numpy(float)
     if len(w) == 0:
         return {"actual_to_date": to_date, "forecast_rest": 0.0, "projected": to_date, "lower": to_date,
                 "upper": to_date, "sd": 0.0}
-    per_day = np.clip(model["a"] + model["b"] * is_workday(remaining.index).astype(float), 0.0, None)
+    per_day = model["a"] + model["b"] * is_workday(remaining.index).astype(float)
     rest = float(np.sum(w * per_day))
     lag = np.abs(np.subtract.outer(np.arange(len(w)), np.arange(len(w))))
     sd = model["sigma"] * float(np.sqrt(w @ (model["rho"] ** lag) @ w))
     projected = to_date + rest
     return {"actual_to_date": to_date, "forecast_rest": rest, "projected": projected,
-            "lower": max(to_date, projected - Z80 * sd), "upper": projected + Z80 * sd, "sd": sd}
+            "lower": projected - Z80 * sd, "upper": projected + Z80 * sd, "sd": sd}
 
 
 def remaining_days(now: pd.Timestamp, period_end: pd.Timestamp) -> pd.Series:
