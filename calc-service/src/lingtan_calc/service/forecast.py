@@ -47,7 +47,7 @@ VERIFY_WINDOWS_D = (7, 28)
 MIN_HOURS = {"harmonic_arima": 14 * 24, "persistence_week": 7 * 24 + 1, "persistence_day": 2 * 24}
 #: what each target reads and writes
 TARGETS = {"load": ("forecast_load", "electricity [kW]"), "energy": ("forecast_energy", "energy [tce/h]")}
-GENERATION_ROLES = ("pv", "wind")
+FORECAST_GENERATION_ROLES = ("pv", "wind")
 
 
 class NoHistory(ApiError):
@@ -121,7 +121,7 @@ def generation_meters(svc) -> list[tuple[str, str]]:
     for enterprise in svc.park.enterprises:
         for unit in enterprise.units:
             for meter in unit.meters:
-                roles = {p.role.value for p in meter.points if p.role is not None} & set(GENERATION_ROLES)
+                roles = {p.role.value for p in meter.points if p.role is not None} & set(FORECAST_GENERATION_ROLES)
                 if meter.carrier is Carrier.electricity and roles:
                     out.append((meter.id, sorted(roles)[0]))
     return out

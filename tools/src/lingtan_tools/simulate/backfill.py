@@ -92,16 +92,17 @@ def raw_retention_days(client: InfluxClient) -> float | None:
     return None
 
 
-def first_readings(client: InfluxClient, park: Park, engine: Engine) -> dict[str, tuple[int, float]]:
+def first_readings(client: InfluxClient, park: Park) -> dict[str, tuple[int, float]]:
     """point id → (epoch ns, canonical value) of its first stored reading (counters and rates)."""
     out: dict[str, tuple[int, float]] = {}
-    measurements = sorted({r.carrier.value for r in engine.refs})
+    known = {r.id for r in iter_points(park)}
+    measurements = sorted({r.carrier.value for r in iter_points(park)})
     for fld in ("total", "rate"):
         src = ",".join(f'"{m}"' for m in measurements)
         q = f'SELECT first("{fld}") FROM {src} WHERE "park" = \'{park.park.id}\' GROUP BY "point"'
         for s in client.series(q, epoch="ns"):
             point = s.get("tags", {}).get("point")
-            if point in engine.index and s["values"]:
+            if point in known and s["values"]:
                 t, v = s["values"][0][:2]
                 if v is not None:
                     out[point] = (int(t), float(v))
@@ -130,8 +131,7 @@ def backfill(park: Park, settings: Settings, days: float, *, seed: int = 1, coun
                             f"accounts from raw readings; backfill at most {keep - 1:g}d (or lengthen raw in "
                             f"influx/10-retention.iql)")
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-    probe = Engine(park, seed=seed, start=now.to_pydatetime(), step_s=STEP_S)
-    stored = first_readings(client, park, probe)
+    stored = first_readings(client, park)
     end = (pd.Timestamp(min(t for t, _ in stored.values()), tz="UTC") if stored else now).floor("15min")
     if end <= now - pd.Timedelta(days=days):
         return BackfillResult(None, end, note=f"history already reaches back to {end.isoformat()}: nothing to do")
@@ -243,12 +243,11 @@ def backfill_behind_live(park: Park, settings: Settings, days_text: str, seed: i
     try:
         days = parse_days(days_text)
         client = InfluxClient.from_settings(settings)
-        probe = Engine(park, seed=seed, start=pd.Timestamp.now(tz="UTC").to_pydatetime(), step_s=STEP_S)
-        counters = {r.id for r in probe.refs if r.point.kind is Kind.counter}
+        counters = {r.id for r in iter_points(park) if r.point.kind is Kind.counter}
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             try:
-                if counters <= set(first_readings(client, park, probe)):
+                if counters <= set(first_readings(client, park)):
                     break
             except (OSError, ValueError) as exc:  # InfluxDB not up yet
                 log.debug("backfill waits for InfluxDB: %s", exc)
