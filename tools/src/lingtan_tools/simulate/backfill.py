@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from lingtan.influxdb import InfluxClient
+from lingtan.park import counters
 from lingtan.park.carriers import Kind
 from lingtan.park.index import iter_points
 from lingtan.park.model import Park
@@ -171,7 +172,9 @@ def _lines(engine: Engine, values: np.ndarray, targets: dict[str, float], start:
             if ref.id not in targets:
                 continue  # a counter InfluxDB has no reading of while others have: leave it alone
             column = column - values[-1, i] + targets[ref.id]
-            first = int(np.searchsorted(column, 0.0))  # a meter that would have read below zero was not there yet
+            # below zero: a register with a modulus had wrapped (to_wire wraps it back); any other
+            # meter was not there yet, and its history starts at its first reading of zero or more
+            first = 0 if counters.canonical_modulus(ref) is not None else int(np.searchsorted(column, 0.0))
             column, stamps = column[first:], times[first:]
         else:
             stamps = times
@@ -243,11 +246,11 @@ def backfill_behind_live(park: Park, settings: Settings, days_text: str, seed: i
     try:
         days = parse_days(days_text)
         client = InfluxClient.from_settings(settings)
-        counters = {r.id for r in iter_points(park) if r.point.kind is Kind.counter}
+        counter_ids = {r.id for r in iter_points(park) if r.point.kind is Kind.counter}
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             try:
-                if counters <= set(first_readings(client, park)):
+                if counter_ids <= set(first_readings(client, park)):
                     break
             except (OSError, ValueError) as exc:  # InfluxDB not up yet
                 log.debug("backfill waits for InfluxDB: %s", exc)

@@ -110,7 +110,9 @@ class Engine:
         if modulus is not None and near_wrap:
             # a few minutes of full-capacity flow before the wrap
             return max(0.0, modulus - cap * rng.uniform(60.0, 600.0) / 3600.0)
-        reading = cap * rng.uniform(100.0, 20000.0)  # 100 .. 20 000 full-load hours
+        # a meter in service for a while: 2,500 .. 20,000 full-load hours, more than the longest backfill
+        # (89 days = 2,136 h, docs/simulator.md) can count back, so a backfilled counter never starts below 0
+        reading = cap * rng.uniform(2500.0, 20000.0)
         if modulus is not None:
             reading = min(reading, 0.25 * modulus)
         return float(reading)
