@@ -240,7 +240,9 @@ def test_daily_pass_issues_verifies_and_projects(forecast_app) -> None:
     assert month["projected"] == pytest.approx(april + 18 * tce["2026-03-31"] + 7 * tce["2026-03-29"], rel=1e-6)
     assert month["lower"] == pytest.approx(month["projected"], rel=1e-6)  # the calendar explains every day
     assert {(r["quantity"], r["period"]) for r in body["outturn"]} == {
-        (q, p) for q in ("energy_tce", "co2_t") for p in ("month", "year")}
+        (q, p) for q in ("energy_tce", "co2_t") for p in ("day", "month", "year")}
+    day = next(r for r in body["outturn"] if r["quantity"] == "energy_tce" and r["period"] == "day")
+    assert day["projected"] == pytest.approx(tce["2026-03-29"], rel=1e-6)  # 6 April 2026: Qingming holiday
 
 
 def test_forecast_api_and_its_errors(forecast_app) -> None:

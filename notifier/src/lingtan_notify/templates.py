@@ -4,7 +4,8 @@ Each locale has four templates: ``sms``, ``email_subject``, ``email_body`` and `
 markdown, titled with the rendered subject). ``notify.yaml`` may replace any of them; the rest are the
 built-in ones below. Every template sees one alert (:func:`alert_context`): ``status``, ``resolved``,
 ``alertname``, ``severity``, ``severity_name``, ``enterprise``, ``enterprise_name``, ``summary``,
-``description``, ``labels``, ``annotations``, ``values``, ``starts_at``/``ends_at`` (local time,
+``description`` (an annotation ``summary_<locale>`` or ``description_<locale>`` wins for that
+locale), ``labels``, ``annotations``, ``values``, ``starts_at``/``ends_at`` (local time,
 ``YYYY-MM-DD HH:MM:SS``), ``starts_at_short``/``ends_at_short`` (``MM-DD HH:MM``), ``duration``,
 ``generator_url``, ``silence_url``, ``dashboard_url``, ``panel_url``, ``fingerprint``, ``receiver``,
 ``external_url`` and ``title``. A missing name renders empty; the filter ``num`` prints numbers shortly.
@@ -303,7 +304,10 @@ class Renderer:
         ent = ctx["enterprise"]
         ent_name = self.cfg.enterprise_names.get(ent) or ctx["labels"].get("enterprise_name") or ent or PARK_NAME[locale]
         dur = ctx.get("duration_s")
-        return {**ctx, "locale": locale, "severity_name": names.get(ctx["severity"], ctx["severity"]),
+        # an alert may carry its summary and description per language (``summary_en``, ``description_zh``, as the
+        # calc-service's warnings do, docs/budget.md §4): the group's language wins over the plain annotation
+        own = {k: ctx["annotations"].get(f"{k}_{locale}") or ctx[k] for k in ("summary", "description")}
+        return {**ctx, **own, "locale": locale, "severity_name": names.get(ctx["severity"], ctx["severity"]),
                 "enterprise_name": ent_name, "duration": duration_text(dur, locale) if dur is not None else ""}
 
     def render(self, locale: str, kind: str, ctx: dict[str, Any]) -> str:

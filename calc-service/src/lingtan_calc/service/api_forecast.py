@@ -2,7 +2,7 @@
 
 ``GET  /api/v1/forecast``           the newest hourly forecast of an entity's load or energy, per model,
                                      beside what was counted, and the latest skill scores
-``GET  /api/v1/forecast/outturn``   the newest month-end and year-end outturn of energy and CO₂
+``GET  /api/v1/forecast/outturn``   the newest day-end, month-end and year-end outturn of energy and CO₂
 ``GET  /api/v1/forecast/generation`` the newest PV and wind output forecast per meter
 ``POST /api/v1/forecast/issue``     the daily pass now (today's forecasts, missed origins, verification), or
                                      ``{"origin": "2026-04-06"}``: the load and energy forecasts from that midnight

@@ -24,6 +24,7 @@ from lingtan_calc.core.accounting.factors import FactorNotFound
 from lingtan_calc.service.api import bp as api_bp
 from lingtan_calc.service.api_analysis import bp as analysis_bp
 from lingtan_calc.service.api_balance import bp as balance_bp
+from lingtan_calc.service.api_budget import bp as budget_bp
 from lingtan_calc.service.api_forecast import bp as forecast_bp
 from lingtan_calc.service.api_meters import bp as meters_bp
 from lingtan_calc.service.api_recommendations import bp as recommendations_bp
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, park: Park | None = None, cl
     app.register_blueprint(reports_bp)
     app.register_blueprint(weather_bp)
     app.register_blueprint(forecast_bp)
+    app.register_blueprint(budget_bp)
 
     register_json_errors(app)
 

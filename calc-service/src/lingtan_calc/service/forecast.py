@@ -7,7 +7,8 @@ origin) for every entity (the park and each enterprise):
   dynamic harmonic regression (:class:`~lingtan_calc.core.forecast.models.HarmonicArima`) and
   previous-week persistence beside it (the reference every skill is measured against);
 * each PV and wind meter's output for the same 48 hours;
-* the month-end and year-end outturn of energy [tce] and CO₂ [t] with their 80 % intervals;
+* the day-end, month-end and year-end outturn of energy [tce] and CO₂ [t] with their 80 %
+  intervals (the day's is the forecast a day's CO₂ warning compares with, docs/budget.md §4);
 
 and it verifies the day-ahead forecasts it issued over the last 7 and 28 days against what was
 then counted (``forecast_skill``, kind ``verification``). Origins missed while the service was
@@ -128,14 +129,14 @@ def generation_meters(svc) -> list[tuple[str, str]]:
 
 
 def outturns(svc, entity: str, now: pd.Timestamp) -> list[tuple[str, str, pd.Timestamp, dict[str, float]]]:
-    """(quantity, period, period start, figures) of the month-end and year-end energy and CO₂."""
+    """(quantity, period, period start, figures) of the day-end, month-end and year-end energy and CO₂."""
     park_id = svc.park.park.id
     today = now.tz_convert(TZ).normalize()
     fields = {"energy_tce": "comprehensive_tce", "co2_t": "total_tco2"}
     days = totals_rows(svc.client, park_id, "day", today - pd.Timedelta(days=outturn_model.FIT_DAYS), today,
                        entity, list(fields.values()), "dangliang").set_index("time")
     out = []
-    for period in ("month", "year"):
+    for period in ("day", "month", "year"):
         first = period_start(now, period)
         to_date = totals_rows(svc.client, park_id, period, first, first + pd.Timedelta(hours=1), entity,
                               list(fields.values()), "dangliang")

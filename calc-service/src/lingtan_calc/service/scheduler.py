@@ -8,7 +8,7 @@ Schedule (every ``calc_interval_s``, 60 s by default):
 * every 15 minutes, the last 6 hours (a collector's disk buffer replays late data in order;
   six hours of recomputation covers an InfluxDB or network outage of that length);
 * once a day after 00:15, the two previous days; then the day's forecasts (docs/forecast.md),
-  the recommendations and the scheduled reports.
+  the budgets and warnings (docs/budget.md), the recommendations and the scheduled reports.
 
 Longer outages, and any range a user picks, are recalculated on demand
 (``POST /api/v1/recalc``); a factor change recalculates the periods it applies to. Every
@@ -47,7 +47,7 @@ from lingtan_calc.adapters.store import (
 from lingtan_calc.core.accounting.factors import FactorLibrary, load_factor_file
 from lingtan_calc.core.analysis.limits import default_limits, load_limit_file, merge_limits
 from lingtan_calc.core.analysis.tariffs import default_tariffs, load_tariff_file
-from lingtan_calc.service import forecast, report_mail, reports
+from lingtan_calc.service import budget, forecast, report_mail, reports, warning_notify
 from lingtan_calc.service.engine import ParkCalculator, RunLog, next_start, period_start
 from lingtan_calc.service.recommend import evaluate as evaluate_recommendations
 
@@ -248,16 +248,17 @@ class CalcService:
             # the reports come after the recommendations, which they list; a failure of one (InfluxDB
             # down, a factor missing) is logged and does not keep the other from running
             # the forecasts first: the day's budget projections and warnings read them (docs/forecast.md)
-            for what, daily in (("forecasts", forecast.daily), ("recommendations", evaluate_recommendations),
-                                ("reports", reports.scheduled)):
+            for what, daily in (("forecasts", forecast.daily), ("budgets and warnings", budget.evaluate),
+                                ("recommendations", evaluate_recommendations), ("reports", reports.scheduled)):
                 try:
                     daily(self, day)
                 except Exception:
                     log.exception("the daily %s failed; the next day's pass runs them again", what)
-        try:  # the reports waiting to be e-mailed (docs/analysis.md §8)
+        try:  # the reports waiting to be e-mailed (docs/analysis.md §8), the warnings to send (docs/budget.md §4)
             report_mail.deliver_due(self)
+            warning_notify.deliver_due(self)
         except Exception:
-            log.exception("e-mailing the reports failed; the next cycle tries again")
+            log.exception("sending the reports or warnings failed; the next cycle tries again")
         self.recent.extend(runs)
         self.last_cycle = {"at": now.isoformat(), "runs": len(runs), "seconds": round(sum(r.seconds for r in runs), 3)}
         log.info("cycle at %s: %d runs, %.2f s (%s)", now.strftime("%H:%M:%S"), len(runs), self.last_cycle["seconds"],
