@@ -12,6 +12,7 @@ import pytest
 
 from lingtan_calc.adapters import budget_store, warning_store
 from lingtan_calc.adapters.energy_reads import totals_rows
+from lingtan_calc.adapters.forecast_series import outturn_line, write_forecast_lines
 from lingtan_calc.service import budget
 from lingtan_calc.service.scheduler import service_of
 from tests.calc.test_forecast import ORIGIN, START, forecast_app  # noqa: F401 - the fixture
@@ -140,6 +141,10 @@ def test_the_daily_evaluation_writes_the_series_and_opens_warnings(forecast_app)
     client, svc = forecast_app.test_client(), service_of(forecast_app)
     assert _plan(client, annual=100.0).status_code == 201  # far below B's ~2.9 tce a day
     assert _plan(client, entity="park", kind="carbon", annual=1e6).status_code == 201  # far above
+    # the day-end CO₂ forecast the forecast pass issued for B on 5 April (B emits about 13 t a day)
+    issued = pd.Timestamp("2026-04-05 00:15", tz=TZ)
+    write_forecast_lines(svc.client, [outturn_line("ex2", "B", "co2_t", "day", issued.normalize(), "daily_workday", {
+        "actual_to_date": 0.1, "forecast_rest": 4.9, "projected": 5.0, "lower": 4.0, "upper": 6.0}, issued)])
     summary = budget.evaluate(svc, now=AT)
     assert summary["plans"] == 2 and summary["warnings"]["opened"] >= 4
     with svc.sessions() as s:
@@ -151,6 +156,10 @@ def test_the_daily_evaluation_writes_the_series_and_opens_warnings(forecast_app)
     assert projected.level == "critical" and projected.forecast["model"] == "daily_workday"
     assert "制造企业 2026 年度能耗预计" in projected.texts["summary_zh"]
     assert not [k for k in firing if k[0] == "park" and k[1].startswith("budget")]  # the park's cap is far off
+    day = firing[("B", "co2_above_forecast", "co2:day")]
+    assert day.forecast == {"model": "daily_workday", "issued": issued.isoformat(), "projected": 5.0, "lower": 4.0,
+                            "upper": 6.0} and day.threshold == 6.0 and day.value > 12
+    assert ("park", "co2_above_forecast", "co2:day") not in firing  # none issued: computed, and the day is normal
     rows = svc.client.rows(f'SELECT * FROM "{svc.client.database}"."accounting"."budget_tracking" '
                            "WHERE \"entity\" = 'B' GROUP BY \"period\"")
     assert {r["period"] for r in rows} == {"year", "month"}

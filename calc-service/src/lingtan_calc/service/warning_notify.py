@@ -32,8 +32,10 @@ def alert_of(svc, warning: warning_store.WarningRow, alert_status: str, level: s
     """One Grafana-style alert of a stored warning."""
     labels = {"alertname": f"lingtan_{warning.rule}", "severity": level, "entity": warning.entity,
               "rule": warning.rule, "subject": warning.subject, SOURCE_LABEL[0]: SOURCE_LABEL[1]}
-    if warning.entity != "park":
+    if warning.entity != "park":  # the notifier routes by this label; the park's go to the default groups
         labels["enterprise"] = warning.entity
+        labels["enterprise_name"] = next((e.name for e in svc.park.enterprises if e.id == warning.entity),
+                                         warning.entity)
     texts = warning.texts
     annotations = {"summary": texts["summary_zh"], "description": texts["description_zh"],
                    "summary_zh": texts["summary_zh"], "summary_en": texts["summary_en"],
