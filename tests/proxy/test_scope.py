@@ -149,3 +149,38 @@ def test_forecasts_are_read_per_entity_and_issued_park_wide(b_user, manager):
     r = manager.post("/calc/api/v1/forecast/backtest", base_url=BASE, json={"entity": "B", "days": 7},
                      headers={"X-CSRF-Token": session_csrf(manager)})
     assert r.status_code == 422 and r.json["error"]["code"] == "no_history"
+
+
+def test_budgets_are_set_per_entity_and_changed_by_two_people(app, b_user, manager):
+    from sqlalchemy import select
+
+    from lingtan_proxy.models import AuditRecord
+    from tests.proxy.conftest import state_of
+
+    plan = {"entity": "B", "year": 2026, "kind": "energy", "annual": 800.0, "rule": "equal", "reason": "目标责任书"}
+    r = b_user.post("/calc/api/v1/budgets", base_url=BASE, json=plan, headers={"X-CSRF-Token": session_csrf(b_user)})
+    assert r.status_code == 403  # an enterprise user reads budgets, does not set them
+    r = manager.post("/calc/api/v1/budgets", base_url=BASE, json=plan, headers={"X-CSRF-Token": session_csrf(manager)})
+    assert r.status_code == 201 and r.json["plan"]["author"] == "manager"  # the author is the proxy's user
+    assert b_user.get("/calc/api/v1/budgets?entity=B&year=2026", base_url=BASE).json["budgets"][0]["plan"]["annual"] \
+        == 800.0
+    assert b_user.get("/calc/api/v1/budgets?entity=A", base_url=BASE).status_code == 403
+    assert b_user.get("/calc/api/v1/budgets/proposals", base_url=BASE).status_code == 403
+    change = {"year": 2026, "kind": "energy", "reason": "检修", "changes": [
+        {"plan_id": r.json["plan"]["id"], "monthly": [50.0] * 6 + [500 / 6] * 6}]}
+    pid = manager.post("/calc/api/v1/budgets/proposals", base_url=BASE, json=change,
+                       headers={"X-CSRF-Token": session_csrf(manager)}).json["id"]
+    own = manager.post(f"/calc/api/v1/budgets/proposals/{pid}/approve", base_url=BASE, json={},
+                       headers={"X-CSRF-Token": session_csrf(manager)})
+    assert own.status_code == 409 and "four-eyes" in own.json["error"]["message"]
+    second = app.test_client()
+    login(second, make_user(app, "manager2", ["energy_manager"], park_scope=True))
+    ok = second.post(f"/calc/api/v1/budgets/proposals/{pid}/approve", base_url=BASE, json={},
+                     headers={"X-CSRF-Token": session_csrf(second)})
+    assert ok.status_code == 200 and ok.json["decided_by"] == "manager2"
+    assert b_user.get("/calc/api/v1/warnings?entity=B", base_url=BASE).json["warnings"] == []
+    with state_of(app).db() as s:
+        actions = [(a.action, a.username, a.result) for a in s.scalars(select(AuditRecord).where(
+            AuditRecord.action.like("budget.%")))]
+    assert actions == [("budget.plan", "manager", "success"), ("budget.propose", "manager", "success"),
+                       ("budget.decide", "manager", "failure"), ("budget.decide", "manager2", "success")]

@@ -234,6 +234,16 @@ CALC_RULES = (
     CalcRule("GET", re.compile(r"api/v1/forecast/generation"), "data.read", "park"),
     CalcRule("POST", re.compile(r"api/v1/forecast/issue"), "calc.recalc", "park", "forecast.issue"),
     CalcRule("POST", re.compile(r"api/v1/forecast/backtest"), "data.read", "body_entity"),
+    # budgets (docs/budget.md): a plan is an entity's; proposals may span enterprises, so they are park-wide;
+    # the calc-service refuses an approval by the proposal's own author (four-eyes)
+    CalcRule("GET", re.compile(r"api/v1/budgets(/history)?"), "data.read", "entity"),
+    CalcRule("POST", re.compile(r"api/v1/budgets"), "budget.edit", "body_entity", "budget.plan"),
+    CalcRule("GET", re.compile(r"api/v1/budgets/proposals(/\d+)?"), "data.read", "park"),
+    CalcRule("POST", re.compile(r"api/v1/budgets/proposals"), "budget.edit", "park", "budget.propose"),
+    CalcRule("POST", re.compile(r"api/v1/budgets/proposals/\d+/(approve|reject)"), "budget.approve", "park",
+             "budget.decide"),
+    CalcRule("GET", re.compile(r"api/v1/warnings"), "data.read", "entity"),
+    CalcRule("POST", re.compile(r"api/v1/warnings/evaluate"), "calc.recalc", "park", "warning.evaluate"),
     CalcRule("GET", re.compile(r"api/v1/recommendations"), "data.read", "entity"),
     CalcRule("GET", re.compile(r"api/v1/recommendations/\d+"), "data.read", "recommendation"),
     CalcRule("POST", re.compile(r"api/v1/recommendations/\d+/(acknowledge|dismiss)"), "recommendation.decide",

@@ -23,6 +23,7 @@ _ENTITY = _q("entity", "`park` or an enterprise id", default="park")
 _PERIOD = _q("period", "calendar period (Asia/Shanghai)", enum=["hour", "day", "month", "year"], default="day")
 _START = _q("start", "first period start, date or ISO 8601 (default: 7 days ago)")
 _END = _q("end", "end of the range, exclusive (default: tomorrow)")
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
@@ -46,7 +47,7 @@ def openapi_spec() -> dict[str, Any]:
                                 "data. Every value comes with its unit; every carbon figure with its factors."},
         "paths": {**_series_paths(), **_factor_paths(), **_recalc_paths(), **_input_paths(),
                   **_meter_paths(), **_quarantine_paths(), **_import_paths(), **_analysis_paths(),
-                  **_weather_paths(), **_forecast_paths()},
+                  **_weather_paths(), **_forecast_paths(), **_budget_paths()},
         "components": {"schemas": _component_schemas(defs, inv, factor)},
     }
     # pydantic writes references into "$defs"; OpenAPI keeps them under components/schemas
@@ -109,6 +110,7 @@ def _recommendation_paths() -> dict[str, Any]:
         "/api/v1/recommendations": _get("节能建议: stored recommendations with evidence and estimated annual saving",
                                         [_ENTITY, _q("status", "comma-separated: open, acknowledged, dismissed, resolved",
                                                      default="open,acknowledged")]),
+        "/api/v1/recommendations/{id}": _get("one stored recommendation", [_ID]),
         "/api/v1/recommendations/{id}/{decision}": {"post": {
             "summary": "acknowledge or dismiss a recommendation (dismiss needs a reason); recorded with its author",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
@@ -133,6 +135,7 @@ def _recommendation_paths() -> dict[str, Any]:
         "/api/v1/reports/deliveries": _get("the e-mail outbox: each scheduled report's delivery through the notifier",
                                            [_ENTITY, _q("status", "pending, sent or failed",
                                                         enum=["pending", "sent", "failed"])]),
+        "/api/v1/reports/{id}": _get("one archived report file's record (entity, kind, period, SHA-256)", [_ID]),
         "/api/v1/reports/{id}/file": {"get": {
             "summary": "the archived file, checked against its SHA-256 (header X-Content-SHA256)",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
@@ -355,4 +358,61 @@ def _component_schemas(defs: dict[str, Any], inv: dict[str, Any], factor: dict[s
             "field": {"type": "string"},
             "id": {"type": "string", "description": "internal errors only: the id under which the "
                                                     "service log holds the details"}}}}},
+    }
+
+
+def _post(summary: str, properties: dict[str, Any], required: list[str], ok: str = "201",
+          params: list[dict] | None = None) -> dict[str, Any]:
+    return {"post": {"summary": summary, "parameters": params or [], "requestBody": {"content": {"application/json": {"schema": {
+        "type": "object", "properties": properties, "required": required}}}},
+        "responses": {ok: {"description": "the stored row"}, "400": _ERROR, "404": _ERROR, "409": _ERROR,
+                      "422": _ERROR}}}
+
+
+def _budget_paths() -> dict[str, Any]:
+    """Budgets, their four-eyes changes and the warnings (docs/budget.md)."""
+    year = _q("year", "budget year (default: this year)")
+    kind = {"enum": ["energy", "carbon"]}
+    twelve = {"type": "array", "items": {"type": "number", "minimum": 0}, "minItems": 12, "maxItems": 12}
+    change = {"type": "object", "properties": {"plan_id": {"type": "integer"}, "annual": {"type": "number"},
+                                               "monthly": twelve}, "required": ["plan_id", "monthly"]}
+    reason = {"reason": {"type": "string", "maxLength": 2000}}
+    return {
+        "/api/v1/budgets": {
+            **_get("the entity's budgets of a year: plan, actual to date, projected outturn with its 80 % interval, "
+                   "remaining per day, months, the re-spread of the rest of the year, intensity targets",
+                   [_ENTITY, year, _q("at", "the standing at this time (default: now)")]),
+            **_post("a new annual budget (version 1), allocated to months by its rule", {
+                "entity": {"type": "string"}, "year": {"type": "integer"}, "kind": kind,
+                "annual": {"type": "number", "exclusiveMinimum": 0},
+                "rule": {"enum": ["equal", "days", "last_year", "production_plan", "manual"]},
+                "weights": twelve, "monthly": twelve,
+                "counting": {"type": "object", "description": "renewables/feedstock: include|exclude (energy); "
+                                                              "scope2: location|market (carbon)"},
+                "targets": {"type": "array", "items": {"type": "object", "properties": {
+                    "indicator": {"type": "string"}, "product": {"type": "string"}, "target": {"type": "number"}}}},
+                **reason}, ["year", "kind", "annual", "reason"])},
+        "/api/v1/budgets/history": _get("every version of one plan", [_ENTITY, _q("year", "budget year", required=True),
+                                                                      _q("kind", "energy or carbon", enum=["energy", "carbon"],
+                                                                         default="energy")]),
+        "/api/v1/budgets/proposals": {
+            **_get("budget change proposals", [_q("status", "pending, approved, rejected or all", default="pending",
+                                                  enum=["pending", "approved", "rejected", "all"])]),
+            **_post("propose a reallocation (between months, or between enterprises keeping their total) or a "
+                    "revision of caps; applied when a second person approves it", {
+                        "year": {"type": "integer"}, "kind": kind, "type": {"enum": ["reallocation", "revision"]},
+                        "changes": {"type": "array", "items": change, "minItems": 1}, **reason},
+                    ["year", "kind", "changes", "reason"])},
+        "/api/v1/budgets/proposals/{id}": _get("one proposal with its changes and decision", [_ID]),
+        "/api/v1/budgets/proposals/{id}/approve": _post("approve a proposal (not its author): new plan versions",
+                                                        reason, [], "200", [_ID]),
+        "/api/v1/budgets/proposals/{id}/reject": _post("reject a proposal, with the reason", reason, ["reason"], "200",
+                                                       [_ID]),
+        "/api/v1/warnings": _get("the entity's warnings: budget used 80/90/100 %, projected above the cap, intensity "
+                                 "above target, a day's CO₂ far above its forecast",
+                                 [_ENTITY, _q("status", "firing, resolved or all", default="firing",
+                                              enum=["firing", "resolved", "all"]),
+                                  _q("lang", "zh or en", default="zh", enum=["zh", "en"])]),
+        "/api/v1/warnings/evaluate": _post("evaluate the budgets and warnings now (the daily pass does it at 00:15)",
+                                           {}, [], "200"),
     }
