@@ -130,6 +130,33 @@ def _backfilled_history_and_forecasts(api: str) -> None:
     outturn = requests.get(f"{api}/forecast/outturn", params={"entity": "park"}, timeout=30).json()["outturn"]
     month = next(r for r in outturn if r["quantity"] == "energy_tce" and r["period"] == "month")
     assert month["lower"] <= month["projected"] <= month["upper"] and month["projected"] > month["actual_to_date"]
+    _demo_budgets_and_warnings(api, days)
+
+
+def _demo_budgets_and_warnings(api: str, days: list[dict]) -> None:
+    """The demo budgets (lingtan/data/demo_park.budgets.yaml) stand against the accounted days; e02's tight
+    one warns (docs/budget.md)."""
+    now = pd.Timestamp.now(tz="Asia/Shanghai")
+    deadline, body = time.monotonic() + 180, {}  # set after the forecasts, then evaluated
+    while time.monotonic() < deadline and len(body.get("budgets", [])) < 2:
+        time.sleep(5)
+        body = requests.get(f"{api}/budgets", params={"entity": "park"}, timeout=60).json()
+    plans = {b["plan"]["kind"]: b for b in body["budgets"]}
+    assert set(plans) == {"energy", "carbon"}, body
+    energy = plans["energy"]
+    year = next(p for p in energy["periods"] if p["period"] == "year")
+    in_year = [d for d in days if pd.Timestamp(d["period_start"]).year == now.year]
+    counted = sum(d["comprehensive_tce"] - (d.get("renewable_self_tce") or 0) - (d.get("feedstock_tce") or 0)
+                  for d in in_year)
+    assert counted <= year["actual"] <= counted + 200.0, (counted, year)  # plus today so far (~110 tce a day)
+    assert year["lower"] <= year["projected"] <= year["upper"] and year["projected"] >= year["actual"]
+    assert abs(sum(energy["plan"]["monthly"]) - energy["plan"]["annual"]) < 1e-6
+    deadline, tight = time.monotonic() + 120, []  # the first evaluation follows the last plan
+    while time.monotonic() < deadline and not tight:
+        warnings = requests.get(f"{api}/warnings", params={"entity": "e02"}, timeout=30).json()["warnings"]
+        tight = [w for w in warnings if w["rule"] == "budget_projected" and ":month:" in w["subject"]]
+        time.sleep(0 if tight else 5)
+    assert tight and tight[0]["value"] > tight[0]["threshold"], warnings
 
 
 def _hourly_bounds() -> dict[str, float]:

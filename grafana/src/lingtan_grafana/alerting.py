@@ -68,15 +68,15 @@ def _math(ref: str, expression: str) -> dict[str, Any]:
 
 
 def _rule(uid: str, title: str, condition: str, data: list[dict], *, severity: str, for_: str, summary: str,
-          description: str, no_data: str = "OK") -> dict[str, Any]:
+          description: str, no_data: str = "OK", labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {"uid": uid, "title": title, "condition": condition, "data": data, "for": for_,
             "noDataState": no_data, "execErrState": "Error", "isPaused": False,
-            "labels": {"severity": severity, "lingtan": "true"},
+            "labels": {"severity": severity, "lingtan": "true", **(labels or {})},
             "annotations": {"summary": summary, "description": description}}
 
 
 def rules(t: Thresholds) -> list[dict[str, Any]]:
-    """The five rules of issue #5 §2."""
+    """The five rules of issue #5 §2 (the budget rules are :func:`budget_rules`)."""
     silent = _influx("A", f'SELECT count("rate") FROM {RAW_FROM} WHERE $timeFilter '
                           'GROUP BY time(1m), "park", "enterprise", "meter" fill(0)', 7200)
     quality = _influx("A", 'SELECT sum("count") FROM "data_quality" WHERE $timeFilter '
@@ -135,6 +135,64 @@ def rules(t: Thresholds) -> list[dict[str, Any]]:
     ]
 
 
+#: the label of the rules the calc-service evaluates too (docs/budget.md §4): it sends their messages, with
+#: the forecast that triggered them, so Grafana's copies are muted in the policy (shown, not sent twice)
+CALC_SOURCE = {"source": "lingtan-calc"}
+DAY_S = 86400
+
+
+def _last_of(measurement: str, field: str, where: str, group: str, window_s: int) -> dict[str, Any]:
+    return _influx("A", f'SELECT last("{field}") FROM "{DERIVED}"."{measurement}" WHERE {where} AND $timeFilter '
+                        f"GROUP BY {group}", window_s)
+
+
+def budget_rules() -> list[dict[str, Any]]:
+    """Budget, intensity and CO₂ warnings (mirrors of the calc-service's, docs/budget.md §4) and forecast quality."""
+    budgets = '"park", "entity", "kind", "period"'
+    out = []
+    for share, severity in ((0.8, "info"), (0.9, "warning"), (1.0, "critical")):
+        # Grafana's threshold is strictly greater; the calc-service's evaluation (≥) sends the messages
+        out.append(_rule(
+            f"lingtan-budget-used-{round(share * 100)}", f"预算消耗 {share:.0%} Budget {share:.0%} used", "C",
+            [_last_of("budget_tracking", "used_share", "\"period\" =~ /^(year|month)$/", budgets, 2 * DAY_S),
+             _reduce("B", "A"), _threshold("C", "B", "gt", share)],
+            severity=severity, for_="0s", labels=CALC_SOURCE,
+            summary=f"{{{{ $labels.entity }}}} {{{{ $labels.period }}}} {{{{ $labels.kind }}}} 预算已用 "
+                    f"{{{{ humanizePercentage $values.B }}}}（≥ {share:.0%}）",
+            description="Counted to date over the plan (budget_tracking, written daily by the calc-service)."))
+    out.append(_rule(
+        "lingtan-budget-projected", "预计超预算 Projected above the budget", "C",
+        [_last_of("budget_tracking", "projected_share", "\"period\" =~ /^(year|month)$/", budgets, 2 * DAY_S),
+         _reduce("B", "A"), _threshold("C", "B", "gt", 1.0)],
+        severity="warning", for_="0s", labels=CALC_SOURCE,
+        summary="{{ $labels.entity }} {{ $labels.period }} {{ $labels.kind }} 预计为预算的 {{ humanizePercentage $values.B }}",
+        description="Actual to date plus the daily-model forecast of the rest is above the plan."))
+    out.append(_rule(
+        "lingtan-intensity-above-target", "强度超目标 Intensity above its target", "C",
+        [_last_of("budget_intensity", "ratio", "\"period\" = 'year'", '"park", "entity", "indicator", "product"',
+                  2 * DAY_S), _reduce("B", "A"), _threshold("C", "B", "gt", 1.0)],
+        severity="warning", for_="0s", labels=CALC_SOURCE,
+        summary="{{ $labels.entity }} {{ $labels.indicator }} {{ $labels.product }} 为目标的 {{ humanize $values.B }} 倍",
+        description="The year-to-date intensity (Σ numerator ÷ Σ denominator of its months) over the plan's target."))
+    out.append(_rule(
+        "lingtan-co2-above-forecast", "日碳排放远超预测 Daily CO₂ far above its forecast", "C",
+        [_last_of("forecast_check", "ratio", "\"quantity\" = 'co2_t'", '"park", "entity"', 2 * DAY_S),
+         _reduce("B", "A"), _threshold("C", "B", "gt", 1.0)],
+        severity="warning", for_="0s", labels=CALC_SOURCE,
+        summary="{{ $labels.entity }} 昨日CO₂ 为预警线的 {{ humanize $values.B }} 倍",
+        description="Yesterday's CO₂ over the warning line: the day's forecast plus 20 %, and above its 80 % bound."))
+    out.append(_rule(
+        "lingtan-forecast-skill", "预测质量下降 Forecast quality degraded", "C",
+        [_last_of("forecast_skill", "skill", "\"entity\" = 'park' AND \"target\" = 'load' AND \"model\" = "
+                  "'harmonic_arima' AND \"kind\" = 'verification' AND \"window\" = '28d'", '"park", "entity"',
+                  2 * DAY_S), _reduce("B", "A"), _threshold("C", "B", "lt", 0.0)],
+        severity="warning", for_="0s",
+        summary="园区负荷预测 28 天技巧分 {{ humanizePercentage $values.B }}，已不如上周同期",
+        description="The park's day-ahead load forecast scored worse than previous-week persistence over 28 days "
+                    "(forecast_skill): check the meters and the calendar (docs/forecast.md)."))
+    return out
+
+
 def contact_points() -> dict[str, Any]:
     return {"apiVersion": 1, "contactPoints": [
         {"orgId": 1, "name": "lingtan-notifier", "receivers": [{
@@ -155,6 +213,9 @@ def policies() -> dict[str, Any]:
         "orgId": 1, "receiver": "lingtan-notifier", "group_by": ["alertname", "enterprise"],
         "group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h",
         "routes": [
+            # first, and without continue: the calc-service's own warnings stop here, muted (see CALC_SOURCE)
+            {"receiver": "lingtan-notifier", "object_matchers": [["source", "=", CALC_SOURCE["source"]]],
+             "mute_time_intervals": ["always"]},
             {"receiver": "lingtan-notifier", "object_matchers": [["severity", "=", "critical"]], "continue": True,
              "repeat_interval": "1h"},
             {"receiver": "lingtan-email", "object_matchers": [["severity", "=", "critical"]],
@@ -166,6 +227,8 @@ def policies() -> dict[str, Any]:
 
 def mute_timings() -> dict[str, Any]:
     return {"apiVersion": 1, "muteTimes": [
+        # the calc-service's warnings: Grafana shows them, the calc-service sends them (CALC_SOURCE)
+        {"orgId": 1, "name": "always", "time_intervals": [{"weekdays": ["monday:sunday"]}]},
         {"orgId": 1, "name": "maintenance-window", "time_intervals": [
             {"times": [{"start_time": "01:00", "end_time": "03:00"}], "weekdays": ["sunday"],
              "location": "Asia/Shanghai"}]},
@@ -178,7 +241,7 @@ def mute_timings() -> dict[str, Any]:
 def alerting_files(thresholds: Thresholds | None = None) -> dict[str, str]:
     t = thresholds or load_thresholds()
     group = {"apiVersion": 1, "groups": [{"orgId": 1, "name": "lingtan", "folder": FOLDER, "interval": "1m",
-                                          "rules": rules(t)}]}
+                                          "rules": [*rules(t), *budget_rules()]}]}
 
     def dump(doc: dict) -> str:
         return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120)

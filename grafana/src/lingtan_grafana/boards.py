@@ -1,8 +1,9 @@
-"""The seven dashboards (issue #5 §1, and the analysis board of docs/analysis.md). Every panel query is InfluxQL on the fixed datasource uid, filtered by the
+"""The eight dashboards (issue #5 §1, the analysis board of docs/analysis.md, the budget board of docs/budget.md). Every panel query is InfluxQL on the fixed datasource uid, filtered by the
 template variables; ``tests/test_dashboards.py`` runs each against InfluxDB filled by the running demo park."""
 
 from __future__ import annotations
 
+from lingtan_grafana.boards_budget import budget
 from lingtan_grafana.panels import (
     RAW_FILTER,
     RENEWABLE_ROLES,
@@ -280,5 +281,5 @@ def analysis():
 
 DASHBOARDS = {
     "park-overview": park_overview, "realtime": realtime, "energy": energy, "carbon": carbon,
-    "energy-flow": energy_flow, "data-quality": data_quality, "analysis": analysis,
+    "energy-flow": energy_flow, "data-quality": data_quality, "analysis": analysis, "budget": budget,
 }

@@ -55,10 +55,11 @@ def standard_variables() -> list:
     ]
 
 
-def board(uid: str, title: str, *, tags: list[str], refresh: str = "1m", time_from: str = "now-24h"):
+def board(uid: str, title: str, *, tags: list[str], refresh: str = "1m", time_from: str = "now-24h",
+          time_to: str = "now"):
     """A provisioned dashboard: read-only, Asia/Shanghai, fixed uid, the standard variables."""
     d = (dashboard.Dashboard(title).uid(uid).tags(["lingtan", *tags]).timezone(TZ).refresh(refresh)
-         .time(time_from, "now").readonly().week_start("monday"))
+         .time(time_from, time_to).readonly().week_start("monday"))
     for v in standard_variables():
         d = d.with_variable(v)
     return d

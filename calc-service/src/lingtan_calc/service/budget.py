@@ -78,8 +78,11 @@ def standing(svc, plan: budget_store.BudgetPlanRow, now: pd.Timestamp) -> dict[s
     end = min(now.normalize() + pd.Timedelta(days=1), year_start + pd.DateOffset(years=1))
     daily = daily_counted(svc, plan.entity, plan.kind, plan.counting, start, end)
     periods = tracking.track(plan.annual, plan.monthly, daily, now, plan.year)
+    # a platform that went live during the year has no accounted days before it: say from when it counts
+    counted_days = daily[(daily.index >= year_start) & (daily != 0)]
     for row in periods:
         row["issued"] = now.isoformat()
+        row["accounted_from"] = counted_days.index[0].date().isoformat() if len(counted_days) else None
     months = tracking.by_month(plan.monthly, daily, plan.year)
     respread, note = None, ""
     if now < year_start + pd.DateOffset(years=1):

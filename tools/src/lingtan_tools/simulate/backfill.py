@@ -16,7 +16,8 @@ Where it ends and how its counters meet the live ones:
 
 Then, when the calc-service answers (it is waited for), the backfill posts the simulated
 weather station's hourly temperatures for the range, asks for the range to be recalculated and,
-once that is done, for the day's forecasts (docs/forecast.md). The raw retention policy bounds
+once that is done, for the day's forecasts (docs/forecast.md); then it sets the demo budgets
+(``lingtan/data/demo_park.budgets.yaml``, docs/budget.md) and evaluates the warnings. The raw retention policy bounds
 the backfill: it keeps ``raw`` days (90 by default, influx/10-retention.iql) and the calc-service
 accounts from raw readings, so a backfill is at most one day shorter than that.
 """
@@ -43,6 +44,7 @@ from lingtan.park.model import Park
 from lingtan.series import PointEncoder
 from lingtan.settings import Settings
 from lingtan_collectors.common import codec
+from lingtan_tools.simulate import demo_budgets
 from lingtan_tools.simulate.engine import Engine
 from lingtan_tools.simulate.runner import load_counter_state, save_counter_state
 from lingtan_tools.simulate.weather_feed import WeatherFeed
@@ -195,7 +197,8 @@ def _calc(url: str, path: str, body: dict | None = None, method: str = "GET") ->
 
 
 def calc_follow_up(park: Park, settings: Settings, result: BackfillResult, *, seed: int = 1) -> dict[str, Any]:
-    """Weather for the range, its recalculation and the day's forecasts, once the calc-service answers."""
+    """Weather for the range, its recalculation, the day's forecasts and the demo budgets (with the first
+    evaluation of the warnings), once the calc-service answers."""
     if result.start is None:
         return {}
     url = settings.calc_url.rstrip("/")
@@ -228,6 +231,9 @@ def calc_follow_up(park: Park, settings: Settings, result: BackfillResult, *, se
     if job.get("state") == "done":
         summary = _calc(url, "/api/v1/forecast/issue", {}, "POST")
         out["forecast_lines"] = summary.get("lines")
+        entities = {"park", *(e.id for e in park.enterprises)}
+        out["budgets"] = demo_budgets.seed(lambda path, body=None, method="GET": _calc(url, path, body, method),
+                                           entities)
     return out
 
 
