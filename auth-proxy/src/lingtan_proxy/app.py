@@ -36,6 +36,7 @@ from lingtan_proxy import (
     views_analysis,
     views_audit,
     views_auth,
+    views_budget,
     views_help,
     views_portal,
     views_tokens,
@@ -92,8 +93,8 @@ def create_app(settings: Settings | None = None, *, policy: SecurityPolicy | Non
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_trusted_hops, x_proto=1)  # type: ignore[method-assign]
     login_manager.init_app(app)
 
-    for module in (views_auth, views_portal, views_analysis, views_admin, views_audit, views_tokens, views_help, api,
-                   upstream):
+    for module in (views_auth, views_portal, views_analysis, views_budget, views_admin, views_audit, views_tokens,
+                   views_help, api, upstream):
         app.register_blueprint(module.bp)
     app.before_request(_identify)
     app.before_request(_check_csrf)

@@ -7,6 +7,7 @@ else Chinese. Templates call ``_("key")``; a missing key is a test failure, not 
 from __future__ import annotations
 
 from lingtan_proxy.i18n_analysis import MESSAGES as ANALYSIS_MESSAGES
+from lingtan_proxy.i18n_budget import MESSAGES as BUDGET_MESSAGES
 
 LOCALES = ("zh", "en")
 
@@ -193,6 +194,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
 
 
 MESSAGES.update(ANALYSIS_MESSAGES)
+MESSAGES.update(BUDGET_MESSAGES)
 
 
 def translate(key: str, locale: str, **fmt: object) -> str:
