@@ -69,13 +69,15 @@ def mark_sent(row: ReportDeliveryRow, notification_id: int | None, emails: int) 
     row.last_error = ""
 
 
-def mark_retry(row: ReportDeliveryRow, error: str) -> None:
+def mark_retry(row, error: str) -> None:
+    """A failed attempt of an outbox row (a report's or a warning's): due again after the back-off."""
     row.attempts += 1
     row.last_error = error[:2000]
     row.next_attempt_at = _now() + dt.timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (row.attempts - 1)))
 
 
-def mark_failed(row: ReportDeliveryRow, error: str) -> None:
+def mark_failed(row, error: str) -> None:
+    """An outbox row the notifier refused for good."""
     row.attempts += 1
     row.status, row.last_error = "failed", error[:2000]
 

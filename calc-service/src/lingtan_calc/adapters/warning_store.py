@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from lingtan.db import Base
 from lingtan_calc.adapters.meter_events import local
-from lingtan_calc.adapters.report_delivery import BACKOFF_MAX_S, BACKOFF_S
+from lingtan_calc.adapters.report_delivery import mark_failed, mark_retry  # noqa: F401 - the same outbox rules
 
 LEVELS = ("info", "warning", "critical")
 
@@ -134,17 +134,6 @@ def mark_sent(row: WarningDeliveryRow, notification_id: int | None, deliveries: 
     row.status, row.sent_at, row.notification_id, row.deliveries = "sent", _now(), notification_id, deliveries
     row.attempts += 1
     row.last_error = ""
-
-
-def mark_retry(row: WarningDeliveryRow, error: str) -> None:
-    row.attempts += 1
-    row.last_error = error[:2000]
-    row.next_attempt_at = _now() + dt.timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (row.attempts - 1)))
-
-
-def mark_failed(row: WarningDeliveryRow, error: str) -> None:
-    row.attempts += 1
-    row.status, row.last_error = "failed", error[:2000]
 
 
 def as_dict(row: WarningRow, lang: str = "zh") -> dict[str, Any]:

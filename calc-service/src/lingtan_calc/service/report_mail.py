@@ -73,9 +73,10 @@ def payload_of(svc, session, row: ReportDeliveryRow) -> dict[str, Any]:
             "kind": row.kind, "period": row.period, "lang": row.lang, "reason": row.reason, "files": files}
 
 
-def _post(svc, body: dict[str, Any]) -> dict[str, Any]:
-    """POST to the notifier; raises PermanentError on a refusal, OSError (or URLError) when it cannot be reached."""
-    req = urllib.request.Request(svc.settings.notify_url.rstrip("/") + "/api/v1/reports", method="POST",
+def post_to_notifier(svc, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+    """POST ``body`` to the notifier's ``path``; raises PermanentError on a refusal of ``what``, OSError (or
+    URLError) when the notifier cannot be reached or answers 5xx."""
+    req = urllib.request.Request(svc.settings.notify_url.rstrip("/") + path, method="POST",
                                  data=json.dumps(body).encode(), headers={
                                      "Content-Type": "application/json",
                                      "Authorization": f"Bearer {svc.settings.notify_token}"})
@@ -85,7 +86,7 @@ def _post(svc, body: dict[str, Any]) -> dict[str, Any]:
     except urllib.error.HTTPError as exc:
         text = exc.read()[:500].decode("utf-8", "replace")
         if 400 <= exc.code < 500 and exc.code not in (408, 429):  # the notifier said no: the same body stays refused
-            raise PermanentError(f"the notifier refused the report: HTTP {exc.code}: {text}") from None
+            raise PermanentError(f"the notifier refused the {what}: HTTP {exc.code}: {text}") from None
         raise OSError(f"the notifier answered HTTP {exc.code}: {text}") from None
 
 
@@ -98,7 +99,7 @@ def deliver_due(svc, now: dt.datetime | None = None) -> dict[str, int]:
     with svc.sessions() as s:
         for row in due_deliveries(s, now):
             try:
-                answer = _post(svc, payload_of(svc, s, row))
+                answer = post_to_notifier(svc, "/api/v1/reports", payload_of(svc, s, row), "report")
                 mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
                 counts["sent"] += 1
                 if not row.emails:

@@ -13,15 +13,12 @@ warning reaches each recipient once.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import urllib.error
-import urllib.request
 from typing import Any
 
 from lingtan_calc.adapters import warning_store
 from lingtan_calc.adapters.meter_events import local
-from lingtan_calc.service.report_mail import TIMEOUT_S, PermanentError
+from lingtan_calc.service.report_mail import PermanentError, post_to_notifier
 
 log = logging.getLogger(__name__)
 #: the label that marks an alert as the calc-service's (Grafana's copies carry it too, to be muted)
@@ -59,21 +56,6 @@ def payload_of(svc, session, row: warning_store.WarningDeliveryRow) -> dict[str,
             "groupKey": f"lingtan-calc-warning-{warning.id}", "title": warning.texts["summary_zh"]}
 
 
-def _post(svc, body: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(svc.settings.notify_url.rstrip("/") + "/api/v1/grafana", method="POST",
-                                 data=json.dumps(body).encode(), headers={
-                                     "Content-Type": "application/json",
-                                     "Authorization": f"Bearer {svc.settings.notify_token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:  # noqa: S310 - the configured notifier
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        text = exc.read()[:500].decode("utf-8", "replace")
-        if 400 <= exc.code < 500 and exc.code not in (408, 429):
-            raise PermanentError(f"the notifier refused the warning: HTTP {exc.code}: {text}") from None
-        raise OSError(f"the notifier answered HTTP {exc.code}: {text}") from None
-
-
 def deliver_due(svc, now: dt.datetime | None = None) -> dict[str, int]:
     """Post every due warning message to the notifier; counts sent, retried later and failed."""
     counts = {"sent": 0, "retry": 0, "failed": 0}
@@ -83,7 +65,7 @@ def deliver_due(svc, now: dt.datetime | None = None) -> dict[str, int]:
     with svc.sessions() as s:
         for row in warning_store.due(s, now):
             try:
-                answer = _post(svc, payload_of(svc, s, row))
+                answer = post_to_notifier(svc, "/api/v1/grafana", payload_of(svc, s, row), "warning")
                 warning_store.mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
                 counts["sent"] += 1
                 if not row.deliveries:

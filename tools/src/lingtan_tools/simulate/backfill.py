@@ -55,6 +55,8 @@ LINES_PER_WRITE = 50_000
 #: how long the backfill waits for the calc-service to answer, and for its recalculation [s]
 CALC_WAIT_S, RECALC_WAIT_S = 300.0, 900.0
 HTTP_TIMEOUT_S = 30.0
+#: a daily pass asked for by hand (forecasts, budgets and warnings): minutes, not seconds, when it catches up
+PASS_TIMEOUT_S = 600.0
 
 
 class BackfillError(ValueError):
@@ -188,11 +190,12 @@ def _lines(engine: Engine, values: np.ndarray, targets: dict[str, float], start:
 # --------------------------------------------------------------------------- the calc-service's part
 
 
-def _calc(url: str, path: str, body: dict | None = None, method: str = "GET") -> dict[str, Any]:
+def _calc(url: str, path: str, body: dict | None = None, method: str = "GET",
+          timeout: float = HTTP_TIMEOUT_S) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{url}{path}", data=data, method=method, headers={
         "Content-Type": "application/json", "X-Lingtan-User": "simulator-backfill"})
-    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:  # noqa: S310 - our calc-service URL
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our calc-service URL
         return json.loads(resp.read() or b"{}")
 
 
@@ -229,11 +232,12 @@ def calc_follow_up(park: Park, settings: Settings, result: BackfillResult, *, se
         job = _calc(url, f"/api/v1/recalc/{job['id']}")
     out["recalc"] = job.get("state")
     if job.get("state") == "done":
-        summary = _calc(url, "/api/v1/forecast/issue", {}, "POST")
+        # the daily pass (late origins, today's issue, verification) takes a minute on a small machine
+        summary = _calc(url, "/api/v1/forecast/issue", {}, "POST", timeout=PASS_TIMEOUT_S)
         out["forecast_lines"] = summary.get("lines")
         entities = {"park", *(e.id for e in park.enterprises)}
-        out["budgets"] = demo_budgets.seed(lambda path, body=None, method="GET": _calc(url, path, body, method),
-                                           entities)
+        out["budgets"] = demo_budgets.seed(
+            lambda path, body=None, method="GET": _calc(url, path, body, method, timeout=PASS_TIMEOUT_S), entities)
     return out
 
 
