@@ -41,10 +41,19 @@ BAD_PLANS = [
     ({"year": "2026"}, 400, "year", "is not a year"),
     ({"reason": " "}, 400, "reason", "state why"),
     ({"rule": "last_year"}, 422, "rule", "none is accounted for 2025-01"),
+    ({"rule": "production_plan", "weights": [1] * 11 + [-1]}, 400, "weights.11", "is negative"),
     ({"counting": {"scope2": "market"}}, 400, "counting.scope2", "counts with feedstock, renewables"),
     ({"targets": [{"indicator": "carbon_per_output_value", "target": 1}]}, 400, "targets.0.indicator", "energy_per"),
     ({"targets": [{"indicator": "energy_per_product", "target": 1}]}, 400, "targets.0.product", "names its product"),
     ({"cap": 5}, 400, "cap", "unknown field"),
+    ({"kind": []}, 400, "kind", "is not one of"),
+    ({"annual": 10**400}, 400, "annual", "must be a positive number"),
+    ({"rule": "manual", "monthly": [10**400] * 12}, 400, "monthly.0", "is not a finite number"),
+    ({"targets": [{"indicator": "energy_per_value_added", "target": 10**400}]}, 400, "targets.0.target", "positive"),
+    ({"targets": [{"indicator": "energy_per_value_added", "target": 1}] * 2}, 400, "targets.1.indicator", "already"),
+    ({"rule": "equal", "weights": [float("nan")] * 12}, 400, "weights", "production_plan"),
+    ({"rule": "days", "monthly": [1] * 12}, 400, "monthly", "rule manual"),
+    ({"rule": ["equal"]}, 400, "rule", "is not one of"),
 ]
 
 
@@ -56,6 +65,14 @@ def test_bad_plans_change_nothing(forecast_app) -> None:  # noqa: F811
         assert r.json["error"]["field"] == field and text in r.json["error"]["message"], (changes, r.json)
     with service_of(forecast_app).sessions() as s:
         assert budget_store.active_plans(s) == []
+    for path in ("/api/v1/budgets?entity=B&year=%C2%B2", "/api/v1/budgets/history?entity=B&year=%C2%B2&kind=energy"):
+        assert client.get(path).json["error"]["field"] == "year"
+    huge = 10**30
+    assert client.get(f"/api/v1/budgets/proposals/{huge}").status_code == 404
+    assert client.post(f"/api/v1/budgets/proposals/{huge}/approve", json={}).status_code == 404
+    r = client.post("/api/v1/budgets/proposals", json={"year": 2026, "kind": "energy", "reason": "x", "changes": [
+        {"plan_id": huge, "monthly": [1] * 12}]})
+    assert r.status_code == 400 and r.json["error"]["field"] == "changes[0].plan_id"
 
 
 def test_a_plan_stands_against_the_accounted_days(forecast_app) -> None:  # noqa: F811
@@ -122,6 +139,11 @@ def test_reallocations_need_a_second_person_and_keep_every_version(forecast_app)
             {"plan_id": a["id"], "annual": 450.0, "monthly": [37.5] * 12},
             {"plan_id": b2, "annual": 1100.0, "monthly": [60.0] * 6 + [740 / 6] * 6}]})
     assert grow.status_code == 400 and "from 1500 to 1550" in grow.json["error"]["message"]
+    creep = client.post("/api/v1/budgets/proposals", headers=alice, json={  # 0.0059 t more: still not a reallocation
+        "year": 2026, "kind": "energy", "reason": "x", "changes": [
+            {"plan_id": a["id"], "annual": 450.0059, "monthly": [37.5] * 11 + [37.5059]},
+            {"plan_id": b2, "annual": 1050.0, "monthly": [60.0] * 6 + [690 / 6] * 6}]})
+    assert creep.status_code == 400 and "keeps the total" in creep.json["error"]["message"]
     swap = client.post("/api/v1/budgets/proposals", headers=bob, json={
         "year": 2026, "kind": "energy", "reason": "A 产能转移至 B", "changes": [
             {"plan_id": a["id"], "annual": 450.0, "monthly": [37.5] * 12},

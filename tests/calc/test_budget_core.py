@@ -39,6 +39,8 @@ def test_allocation_rules_add_up_to_the_cap() -> None:
     (1200, "production_plan", [1, 1, 1, -1, 1, 1, 1, 1, 1, 1, 1, 1], "weights.3", "is negative"),
     (1200, "production_plan", [0] * 12, "weights", "adds up to zero"),
     (1200, "last_year", None, "last_year", "needs twelve monthly"),
+    (10**400, "equal", None, "annual", "must be a positive number"),
+    (1200, "equal", [1] * 12, "weights", "takes no weights"),
 ])
 def test_bad_plans_are_refused_naming_the_field(annual, rule, weights, field, text) -> None:
     with pytest.raises(plans.PlanError, match=text) as err:
@@ -90,6 +92,8 @@ def test_standing_of_a_year_and_its_month_by_hand() -> None:
 def test_respread_gives_the_rest_of_the_year_the_remaining_budget() -> None:
     out = tracking.respread(1200, [100.0] * 12, [150, 130] + [0] * 10, month=3)
     assert out[:2] == [150.0, 130.0] and out[2:] == pytest.approx([92.0] * 10) and math.fsum(out) == 1200
+    net_supplier = tracking.respread(1200, [100.0] * 12, [-50, 130] + [0] * 10, month=3)
+    assert net_supplier[0] == 0.0 and math.fsum(net_supplier) == pytest.approx(1200) and min(net_supplier) >= 0
     with pytest.raises(ValueError, match="only a revision of the cap"):
         tracking.respread(200, [100.0] * 2 + [0.0] * 10, [150, 130] + [0] * 10, month=3)
 
@@ -137,3 +141,21 @@ def test_intensity_above_target() -> None:
     assert alerts.intensity("e01", "甲", target, ok) == []
     (w,) = alerts.intensity("e01", "甲", target, {**ok, "value": 0.55, "numerator": 55})
     assert w["threshold"] == 0.5 and w["subject"] == "energy_per_product:钢材:2026" and "+10.0%" in w["summary_zh"]
+
+
+def test_one_warning_per_rule_and_subject_in_one_evaluation(tmp_path) -> None:
+    from lingtan.db import make_engine, session_factory
+    from lingtan_calc.adapters import warning_store
+
+    sessions = session_factory(make_engine(f"sqlite:///{tmp_path}/w.db"))
+    texts = {"summary_zh": "z", "summary_en": "e", "description_zh": "", "description_en": ""}
+    w = {"rule": "intensity_above_target", "subject": "energy_per_product:钢材:2026", "value": 0.6, "threshold": 0.5,
+         "unit": "tce/t", "forecast": None, **texts}
+    with sessions() as s:
+        counts = warning_store.store_evaluation(s, "e01", {"intensity_above_target"},
+                                                [{**w, "level": "warning"}, {**w, "level": "critical"}], True)
+        assert counts["opened"] == 1
+        (row,) = warning_store.listed(s, "e01", "firing")
+        assert row.level == "critical" and s.query(warning_store.WarningDeliveryRow).count() == 1
+        assert warning_store.store_evaluation(s, "e01", {"intensity_above_target"}, [], True)["resolved"] == 1
+        assert warning_store.listed(s, "e01", "firing") == []

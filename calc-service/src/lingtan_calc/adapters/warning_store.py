@@ -83,7 +83,13 @@ def store_evaluation(session: Session, entity: str, rules: set[str], found: list
                                  WarningRow.rule.in_(sorted(rules))))}
     counts = {"opened": 0, "updated": 0, "escalated": 0, "resolved": 0}
     seen = set()
+    # one warning per rule and subject: of two found for the same, the higher level stands
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
     for w in found:
+        key = (w["rule"], w["subject"])
+        if key not in unique or LEVELS.index(w["level"]) > LEVELS.index(unique[key]["level"]):
+            unique[key] = w
+    for w in unique.values():
         key = (w["rule"], w["subject"])
         seen.add(key)
         row = firing.get(key)
@@ -94,6 +100,7 @@ def store_evaluation(session: Session, entity: str, rules: set[str], found: list
                              forecast=w["forecast"], texts=texts, first_at=now, updated_at=now)
             session.add(row)
             session.flush()
+            firing[key] = row
             _queue(session, row, "firing", notify)
             counts["opened"] += 1
             continue

@@ -27,7 +27,7 @@ from lingtan.errors import ApiError
 from lingtan_calc.adapters import budget_store, warning_store
 from lingtan_calc.adapters.energy_reads import totals_rows
 from lingtan_calc.core.budget import tracking
-from lingtan_calc.core.budget.plans import KINDS, PlanError, allocate
+from lingtan_calc.core.budget.plans import KINDS, RULES, PlanError, allocate, as_float
 from lingtan_calc.service import budget
 from lingtan_calc.service.api import _entity, _svc, _user, parse_time
 
@@ -69,11 +69,11 @@ def _query_year(default: int | None = None) -> int:
     raw = request.args.get("year")
     if raw is None and default is not None:
         return default
-    return _year(int(raw) if raw and raw.isdigit() else raw)
+    return _year(int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) <= 4 else raw)
 
 
 def _kind(raw: object) -> str:
-    if raw not in KINDS:
+    if not isinstance(raw, str) or raw not in KINDS:
         raise ApiError(400, "bad_kind", f"kind {raw!r} is not one of {', '.join(KINDS)}", "kind")
     return str(raw)
 
@@ -113,8 +113,12 @@ def _targets(kind: str, raw: object) -> list[dict[str, Any]]:
             raise ApiError(400, "bad_targets", f"{where}.product: a per-product target names its product, the others "
                                                "none", f"{where}.product")
         value = t.get("target")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(as_float(value)) \
+                or value <= 0:
             raise ApiError(400, "bad_targets", f"{where}.target {value!r} must be a positive number", f"{where}.target")
+        if any((o["indicator"], o["product"]) == (t["indicator"], product) for o in out):
+            raise ApiError(400, "bad_targets", f"{where}: {t['indicator']} {product} has a target already",
+                           f"{where}.indicator")
         out.append({"indicator": t["indicator"], "product": product, "target": float(value)})
     return out
 
@@ -170,6 +174,12 @@ def create_budget():
         raise ApiError(400, "bad_reason", "reason: state why this budget (the target document, a decision), at most "
                                           "2000 characters", "reason")
     try:
+        if not isinstance(rule, str):
+            raise PlanError(f"rule {rule!r} is not one of {', '.join(RULES)}", "rule")
+        if "monthly" in body and rule != "manual":  # nothing given is dropped unread
+            raise PlanError(f"monthly allocations are given with rule manual, not {rule}", "monthly")
+        if "weights" in body and rule != "production_plan":
+            raise PlanError(f"weights are given with rule production_plan, not {rule}", "weights")
         weights = body.get("monthly") if rule == "manual" else body.get("weights")
         if rule == "last_year":
             weights = _last_year(svc, entity, year, kind, counting)
@@ -216,7 +226,7 @@ def propose():
 @bp.get("/budgets/proposals/<int:proposal_id>")
 def proposal(proposal_id: int):
     with _svc().sessions() as s:
-        row = s.get(budget_store.BudgetProposalRow, proposal_id)
+        row = s.get(budget_store.BudgetProposalRow, proposal_id) if proposal_id <= budget_store.MAX_ID else None
         if row is None:
             raise ApiError(404, "not_found", f"no budget proposal {proposal_id}")
         return jsonify(budget_store.proposal_dict(row))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -30,6 +31,8 @@ from lingtan_calc.service.forecast import entities
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
 RULES = {"budget_used", "budget_projected", "intensity_above_target", "co2_above_forecast"}
+#: one evaluation at a time (the daily pass and POST /api/v1/warnings/evaluate may meet): a warning is one row
+_EVALUATING = threading.Lock()
 
 
 def _name(svc, entity: str) -> str:
@@ -188,7 +191,7 @@ def evaluate(svc, day: pd.Timestamp | None = None, now: pd.Timestamp | None = No
         lines += checked
     write_forecast_lines(svc.client, lines)
     counts = {"opened": 0, "updated": 0, "escalated": 0, "resolved": 0}
-    with svc.sessions() as s:
+    with _EVALUATING, svc.sessions() as s:
         for entity, warnings in found.items():
             for k, v in warning_store.store_evaluation(s, entity, RULES, warnings, bool(svc.settings.notify_url)).items():
                 counts[k] += v

@@ -102,7 +102,10 @@ class Engine:
         if ref.point.kind is not Kind.counter:
             return 0.0
         rng = np.random.default_rng(stable_seed(self.seed, ref.id + "#initial"))
-        cap = ref.meter.simulation.capacity if ref.meter.simulation is not None else 1.0
+        simulated = ref.meter.simulation.capacity if ref.meter.simulation is not None else 1.0
+        # a main meter's simulated capacity is its own load; what flows through it (its sub-meters' too) is
+        # bounded by its rated capacity (docs/accounting.md §1), which the hours below must be counted at
+        cap = max(simulated, counters.rated_capacity(ref.meter))
         modulus = counters.canonical_modulus(ref)
         near_wrap = ref.point.rollover is not None or (
             ref.point.modbus is not None and codec.INTEGER_BITS.get(ref.point.modbus.type) == 16

@@ -43,12 +43,20 @@ def check_cap(cap: object, field: str = "annual") -> float:
     """The annual cap as a float: finite, positive and below :data:`MAX_CAP`."""
     if isinstance(cap, bool) or not isinstance(cap, (int, float)):
         raise PlanError(f"{field} {cap!r} is not a number", field)
-    value = float(cap)
+    value = as_float(cap)
     if not math.isfinite(value) or value <= 0:
-        raise PlanError(f"{field} {cap!r} must be a positive number (a cap of zero or less is not a budget)", field)
+        raise PlanError(f"{field} {str(cap)[:40]} must be a positive number (a cap of zero or less is not a budget)", field)
     if value > MAX_CAP:
         raise PlanError(f"{field} {cap!r} is above {MAX_CAP:g}: is the unit kgce or kgCO2 instead of t?", field)
     return value
+
+
+def as_float(value: int | float) -> float:
+    """A JSON number as a float; an integer too large for one is infinite (and refused as not finite)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _weights(values: Sequence[object], field: str) -> np.ndarray:
@@ -56,8 +64,8 @@ def _weights(values: Sequence[object], field: str) -> np.ndarray:
         raise PlanError(f"{field} must be twelve numbers, January to December", field)
     out = []
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-            raise PlanError(f"{field}[{i}] = {v!r} is not a number", f"{field}.{i}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(as_float(v)):
+            raise PlanError(f"{field}[{i}] = {str(v)[:40]} is not a finite number", f"{field}.{i}")
         if float(v) < 0:
             raise PlanError(f"{field}[{i}] = {v!r} is negative", f"{field}.{i}")
         out.append(float(v))
@@ -85,6 +93,8 @@ def allocate(annual: float, rule: str, year: int, weights: Sequence[float] | Non
     annual = check_cap(annual)
     if rule not in RULES:
         raise PlanError(f"rule {rule!r} is not one of {', '.join(RULES)}", "rule")
+    if rule in ("equal", "days") and weights is not None:
+        raise PlanError(f"rule {rule} takes no weights (they are for production_plan)", "weights")
     if rule == "equal":
         shares = np.full(12, 1.0 / 12.0)
     elif rule == "days":

@@ -158,7 +158,8 @@ def by_month(monthly: Sequence[float], daily: pd.Series, year: int) -> pd.DataFr
 def respread(annual: float, monthly: Sequence[float], actual_by_month: Sequence[float], month: int) -> list[float]:
     """Monthly allocations after the dynamic adjustment [tce or tCO₂].
 
-    The months before ``month`` (1–12, the current month) are set to what they used; the year's
+    The months before ``month`` (1–12, the current month) are set to what they used (none when
+    negative); the year's
     remaining budget (``annual − Σ`` their actual) is spread over ``month`` and the later months
     in proportion to their allocations (equally when those are all zero). The result adds up to
     ``annual``. When the months over have used more than the whole cap, no reallocation can
@@ -167,7 +168,8 @@ def respread(annual: float, monthly: Sequence[float], actual_by_month: Sequence[
     if not 1 <= month <= 12:
         raise ValueError(f"month {month} is not 1 to 12")
     plan = np.asarray(monthly, float)
-    past = np.asarray(actual_by_month, float)[: month - 1]
+    # a month an entity supplied more than it took (a negative net figure) used none of the budget
+    past = np.clip(np.asarray(actual_by_month, float)[: month - 1], 0.0, None)
     left = float(annual) - math.fsum(past.tolist())
     if left < 0:
         raise ValueError(f"the months before month {month} used {math.fsum(past.tolist()):.6g}, more than the annual "
@@ -175,5 +177,5 @@ def respread(annual: float, monthly: Sequence[float], actual_by_month: Sequence[
     ahead = plan[month - 1:]
     weights = ahead / ahead.sum() if ahead.sum() > 0 else np.full(len(ahead), 1.0 / len(ahead))
     out = [*past.tolist(), *(left * weights).tolist()]
-    out[-1] = float(annual) - math.fsum(out[:-1])
-    return [max(0.0, float(v)) for v in out]
+    out[-1] = max(0.0, float(annual) - math.fsum(out[:-1]))  # the remainder: ±1e-12 of rounding at most
+    return [float(v) for v in out]
