@@ -30,6 +30,7 @@ from lingtan_calc.core.budget import tracking
 from lingtan_calc.core.budget.plans import KINDS, RULES, PlanError, allocate, as_float
 from lingtan_calc.service import budget
 from lingtan_calc.service.api import _entity, _svc, _user, parse_time
+from lingtan_calc.service.forecast import check_entity
 
 bp = Blueprint("budgets", __name__, url_prefix="/api/v1")
 TZ = "Asia/Shanghai"
@@ -165,7 +166,7 @@ def create_budget():
     if unknown:
         raise ApiError(400, "bad_field", f"unknown field(s) {unknown}; a plan has {', '.join(sorted(PLAN_FIELDS))}",
                        unknown[0])
-    entity = budget.check_entity(svc, str(body.get("entity", "park")))
+    entity = check_entity(svc, str(body.get("entity", "park")))
     year, kind = _year(body.get("year")), _kind(body.get("kind"))
     counting, targets = _counting(kind, body.get("counting")), _targets(kind, body.get("targets"))
     rule = body.get("rule", "manual" if "monthly" in body else "equal")

@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from lingtan.errors import ApiError
 from lingtan.series import line
 from lingtan_calc.adapters import budget_store, warning_store
 from lingtan_calc.adapters.energy_reads import _frame, intensity_rows, totals_rows
@@ -35,7 +34,8 @@ RULES = {"budget_used", "budget_projected", "intensity_above_target", "co2_above
 _EVALUATING = threading.Lock()
 
 
-def _name(svc, entity: str) -> str:
+def entity_name(svc, entity: str) -> str:
+    """The display name of the park or an enterprise."""
     names = {e.id: e.name for e in svc.park.enterprises}
     return names.get(entity, svc.park.park.name if entity == "park" else entity)
 
@@ -123,7 +123,7 @@ def _budget_lines(park_id: str, plan: budget_store.BudgetPlanRow, st: dict[str, 
 
 
 def _plan_warnings(svc, plan: budget_store.BudgetPlanRow, st: dict[str, Any]) -> list[dict[str, Any]]:
-    name, unit = _name(svc, plan.entity), KINDS[plan.kind]
+    name, unit = entity_name(svc, plan.entity), KINDS[plan.kind]
     found = []
     for row in st["periods"]:
         found += alerts.used(plan.entity, name, plan.kind, unit, row)
@@ -163,7 +163,7 @@ def co2_check(svc, entity: str, day: pd.Timestamp) -> tuple[list[dict[str, Any]]
     if actual.empty or forecast is None:
         return [], []
     value = float(actual["total_tco2"].iloc[0])
-    found = alerts.co2_day(entity, _name(svc, entity), day.date().isoformat(), value, forecast)
+    found = alerts.co2_day(entity, entity_name(svc, entity), day.date().isoformat(), value, forecast)
     threshold = alerts.co2_threshold(forecast)
     fields = {"actual": value, "forecast": forecast["projected"], "upper": forecast["upper"], "threshold": threshold}
     if threshold > 0:
@@ -199,10 +199,3 @@ def evaluate(svc, day: pd.Timestamp | None = None, now: pd.Timestamp | None = No
                "seconds": round(time.perf_counter() - started, 3)}
     log.info("budgets and warnings for %s: %d plans, %s, %.1f s", day.date(), len(plans), counts, summary["seconds"])
     return summary
-
-
-def check_entity(svc, entity: str) -> str:
-    if entity not in entities(svc):
-        raise ApiError(404, "unknown_entity", f"entity {entity!r} is not 'park' or an enterprise of the park "
-                                              f"({', '.join(entities(svc))})", "entity")
-    return entity

@@ -90,29 +90,38 @@ def post_to_notifier(svc, path: str, body: dict[str, Any], what: str) -> dict[st
         raise OSError(f"the notifier answered HTTP {exc.code}: {text}") from None
 
 
+def drain(svc, session, rows: list, send, what: str) -> dict[str, int]:
+    """Try each due outbox row (a report's or a warning's): ``send(row)`` posts it and marks it sent; a
+    refusal marks it failed for good, a notifier that cannot be reached leaves it due after the back-off."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    for row in rows:
+        try:
+            send(row)
+            counts["sent"] += 1
+        except PermanentError as exc:
+            mark_failed(row, str(exc))
+            counts["failed"] += 1
+            log.error("%s %d failed for good: %s", what, row.id, exc)
+        except (OSError, ValueError) as exc:  # not reachable, timed out, 5xx, not JSON: try again later
+            mark_retry(row, f"{exc.__class__.__name__}: {exc}")
+            counts["retry"] += 1
+            log.warning("%s %d not sent (attempt %d), retrying after %s: %s", what, row.id, row.attempts,
+                        row.next_attempt_at, exc)
+        session.commit()
+    return counts
+
+
 def deliver_due(svc, now: dt.datetime | None = None) -> dict[str, int]:
     """Post every due report of the outbox to the notifier; counts sent, retried later and failed."""
-    counts = {"sent": 0, "retry": 0, "failed": 0}
     if not svc.settings.notify_url:
-        return counts
+        return {"sent": 0, "retry": 0, "failed": 0}
     now = now or dt.datetime.now(dt.UTC)
     with svc.sessions() as s:
-        for row in due_deliveries(s, now):
-            try:
-                answer = post_to_notifier(svc, "/api/v1/reports", payload_of(svc, s, row), "report")
-                mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
-                counts["sent"] += 1
-                if not row.emails:
-                    log.warning("report delivery %d (%s %s %s): the notifier has no recipients for it", row.id,
-                                row.entity, row.kind, row.period)
-            except PermanentError as exc:
-                mark_failed(row, str(exc))
-                counts["failed"] += 1
-                log.error("report delivery %d failed for good: %s", row.id, exc)
-            except (OSError, ValueError) as exc:  # not reachable, timed out, 5xx, not JSON: try again later
-                mark_retry(row, f"{exc.__class__.__name__}: {exc}")
-                counts["retry"] += 1
-                log.warning("report delivery %d not sent (attempt %d), retrying after %s: %s", row.id, row.attempts,
-                            row.next_attempt_at, exc)
-            s.commit()
-    return counts
+        def send(row: ReportDeliveryRow) -> None:
+            answer = post_to_notifier(svc, "/api/v1/reports", payload_of(svc, s, row), "report")
+            mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
+            if not row.emails:
+                log.warning("report delivery %d (%s %s %s): the notifier has no recipients for it", row.id,
+                            row.entity, row.kind, row.period)
+
+        return drain(svc, s, due_deliveries(s, now), send, "report delivery")

@@ -18,7 +18,8 @@ from typing import Any
 
 from lingtan_calc.adapters import warning_store
 from lingtan_calc.adapters.meter_events import local
-from lingtan_calc.service.report_mail import PermanentError, post_to_notifier
+from lingtan_calc.service.budget import entity_name
+from lingtan_calc.service.report_mail import PermanentError, drain, post_to_notifier
 
 log = logging.getLogger(__name__)
 #: the label that marks an alert as the calc-service's (Grafana's copies carry it too, to be muted)
@@ -31,8 +32,7 @@ def alert_of(svc, warning: warning_store.WarningRow, alert_status: str, level: s
               "rule": warning.rule, "subject": warning.subject, SOURCE_LABEL[0]: SOURCE_LABEL[1]}
     if warning.entity != "park":  # the notifier routes by this label; the park's go to the default groups
         labels["enterprise"] = warning.entity
-        labels["enterprise_name"] = next((e.name for e in svc.park.enterprises if e.id == warning.entity),
-                                         warning.entity)
+        labels["enterprise_name"] = entity_name(svc, warning.entity)
     texts = warning.texts
     annotations = {"summary": texts["summary_zh"], "description": texts["description_zh"],
                    "summary_zh": texts["summary_zh"], "summary_en": texts["summary_en"],
@@ -58,25 +58,14 @@ def payload_of(svc, session, row: warning_store.WarningDeliveryRow) -> dict[str,
 
 def deliver_due(svc, now: dt.datetime | None = None) -> dict[str, int]:
     """Post every due warning message to the notifier; counts sent, retried later and failed."""
-    counts = {"sent": 0, "retry": 0, "failed": 0}
     if not svc.settings.notify_url:
-        return counts
+        return {"sent": 0, "retry": 0, "failed": 0}
     now = now or dt.datetime.now(dt.UTC)
     with svc.sessions() as s:
-        for row in warning_store.due(s, now):
-            try:
-                answer = post_to_notifier(svc, "/api/v1/grafana", payload_of(svc, s, row), "warning")
-                warning_store.mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
-                counts["sent"] += 1
-                if not row.deliveries:
-                    log.warning("warning message %d: the notifier has no recipients for it", row.id)
-            except PermanentError as exc:
-                warning_store.mark_failed(row, str(exc))
-                counts["failed"] += 1
-                log.error("warning message %d failed for good: %s", row.id, exc)
-            except (OSError, ValueError) as exc:  # not reachable, timed out, 5xx, not JSON: try again later
-                warning_store.mark_retry(row, f"{exc.__class__.__name__}: {exc}")
-                counts["retry"] += 1
-                log.warning("warning message %d not sent (attempt %d): %s", row.id, row.attempts, exc)
-            s.commit()
-    return counts
+        def send(row: warning_store.WarningDeliveryRow) -> None:
+            answer = post_to_notifier(svc, "/api/v1/grafana", payload_of(svc, s, row), "warning")
+            warning_store.mark_sent(row, answer.get("notification_id"), int(answer.get("deliveries") or 0))
+            if not row.deliveries:
+                log.warning("warning message %d: the notifier has no recipients for it", row.id)
+
+        return drain(svc, s, warning_store.due(s, now), send, "warning message")

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from lingtan_calc.core.budget import tracking
+
 log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"
 
@@ -28,16 +30,12 @@ def demo_file() -> dict[str, Any]:
 
 
 def counted_per_day(rows: list[dict[str, Any]], kind: str) -> float:
-    """Mean counted figure per day of ``/api/v1/energy`` or ``/carbon`` day rows [tce/d or tCO₂/d], with the
-    dual-control defaults: energy without on-site renewables and feedstock, carbon location-based."""
+    """Mean counted figure per day of ``/api/v1/energy`` or ``/carbon`` day rows [tce/d or tCO₂/d], counted as
+    a plan with the dual-control defaults counts (lingtan_calc.core.budget.tracking)."""
     if not rows:
         raise ValueError("no accounted day to set a demo budget from")
-    if kind == "energy":
-        values = [(r.get("comprehensive_tce") or 0.0) - (r.get("renewable_self_tce") or 0.0)
-                  - (r.get("feedstock_tce") or 0.0) for r in rows]
-    else:
-        values = [r.get("total_tco2") or 0.0 for r in rows]
-    return sum(values) / len(values)
+    frame = pd.DataFrame(rows).reindex(columns=tracking.totals_fields(kind, tracking.default_counting(kind)))
+    return float(tracking.counted(frame.fillna(0.0), kind, tracking.default_counting(kind)).mean())
 
 
 def seed(call: Callable[..., dict], entities: set[str], now: pd.Timestamp | None = None) -> dict[str, Any]:
